@@ -1,0 +1,214 @@
+"""Validated arrays to device batches, and the cache of frozen layers' codes.
+
+Training reads rows through a :class:`Rows` object, whatever holds them: a
+tensor on the training device (the fast, common case), a tensor in host
+memory streamed to the device a batch at a time, or a ``scipy.sparse`` CSR
+matrix densified a batch at a time. Inference reads the validated array
+directly, in large batches, through :func:`map_row_batches`.
+"""
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ._device import fits_on_device
+
+# Inference batches hold about this many float32 values in their widest layer
+# (64 MiB), whatever the widths are.
+_INFERENCE_VALUES_PER_BATCH = 2**24
+
+
+def as_tensor(array, dtype=np.float32):
+    """A CPU tensor over ``array``, sharing its memory when possible.
+
+    Arrays that already are C-contiguous with the wanted dtype are not
+    copied; others are converted once.
+    """
+    array = np.ascontiguousarray(array, dtype=dtype)
+    with warnings.catch_warnings():
+        # Read-only arrays (memmaps, broadcast views) are shared too: rows are
+        # only ever read from them, never written.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
+class Rows:
+    """Rows of a float32 matrix, served as batches on the training device.
+
+    Attributes
+    ----------
+    n_rows, n_columns : int
+        Shape of the matrix.
+    device : torch.device
+        Where batches are delivered.
+    index_device : torch.device
+        Where the row indices given to :meth:`take` must live.
+    """
+
+    def take(self, indices):
+        """The rows at ``indices`` (a 1-D int64 tensor), on ``device``."""
+        raise NotImplementedError
+
+    def slices(self, batch_size):
+        """Consecutive batches of rows, in order, on ``device``."""
+        for start in range(0, self.n_rows, batch_size):
+            indices = torch.arange(start, min(start + batch_size, self.n_rows), device=self.index_device)
+            yield self.take(indices)
+
+
+class TensorRows(Rows):
+    """Rows in a tensor that lives on the training device."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+        self.n_rows, self.n_columns = tensor.shape
+        self.device = self.index_device = tensor.device
+
+    def take(self, indices):
+        return self.tensor.index_select(0, indices)
+
+    def slices(self, batch_size):
+        for start in range(0, self.n_rows, batch_size):
+            yield self.tensor[start : start + batch_size]
+
+
+class HostRows(Rows):
+    """Rows in host memory, copied to the device one batch at a time.
+
+    Used when the rows do not fit on the device. Each batch is gathered
+    straight into pinned memory and copied asynchronously, so the device does
+    not wait on the copy and the host never holds a second full copy.
+    """
+
+    def __init__(self, tensor, device):
+        self.tensor = tensor
+        self.n_rows, self.n_columns = tensor.shape
+        self.device = device
+        self.index_device = torch.device("cpu")
+        self._staged = device.type == "cuda"
+
+    def take(self, indices):
+        if not self._staged:
+            return self.tensor.index_select(0, indices).to(self.device)
+        staged = torch.empty((len(indices), self.n_columns), pin_memory=True)
+        torch.index_select(self.tensor, 0, indices, out=staged)
+        return staged.to(self.device, non_blocking=True)
+
+
+class SparseRows(Rows):
+    """Rows of a CSR matrix, densified one batch at a time, never whole."""
+
+    def __init__(self, matrix, device):
+        self.matrix = matrix
+        self.n_rows, self.n_columns = matrix.shape
+        self.device = device
+        self.index_device = torch.device("cpu")
+
+    def take(self, indices):
+        dense = self.matrix[indices.numpy()].toarray()
+        return as_tensor(dense).to(self.device)
+
+
+def training_rows(X, device):
+    """Serve validated training data ``X`` to ``device``.
+
+    ``X`` (float32 or float64 ndarray, or a CSR matrix) is converted to
+    float32 once; dense rows go to the device when they fit there, else they
+    stay in (pinned) host memory.
+    """
+    if sp.issparse(X):
+        return SparseRows(X, device)
+    tensor = as_tensor(X)
+    return place_rows(tensor, device)
+
+
+def place_rows(tensor, device):
+    """Rows of a float32 CPU ``tensor``, on ``device`` if they fit there."""
+    if device.type == "cpu":
+        return TensorRows(tensor)
+    if fits_on_device(tensor.nbytes, device):
+        return TensorRows(tensor.to(device))
+    return HostRows(tensor, device)
+
+
+def inference_batch_size(widths, batch_size):
+    """Rows per inference batch: large, with bounded activation memory."""
+    return max(batch_size, _INFERENCE_VALUES_PER_BATCH // max(widths))
+
+
+@torch.no_grad()
+def cache_codes(encode, rows, width, batch_size):
+    """Run a frozen ``encode`` once over every row and keep the result.
+
+    Parameters
+    ----------
+    encode : callable
+        Maps a batch of rows to its codes, ``width`` columns wide.
+    rows : Rows
+        The input rows.
+    width : int
+        Width of the codes.
+    batch_size : int
+        Rows per no-grad batch (large: nothing is kept for backward).
+
+    Returns
+    -------
+    Rows
+        The codes, on the device when they fit there, else in pinned host
+        memory.
+    """
+    device = rows.device
+    n_bytes = rows.n_rows * width * 4
+    on_device = fits_on_device(n_bytes, device)
+    if on_device:
+        cache = torch.empty(rows.n_rows, width, device=device)
+    else:
+        cache = torch.empty(rows.n_rows, width, pin_memory=True)
+    start = 0
+    for batch in rows.slices(batch_size):
+        stop = start + len(batch)
+        cache[start:stop].copy_(encode(batch), non_blocking=True)
+        start = stop
+    if on_device:
+        return TensorRows(cache)
+    torch.cuda.synchronize(device)
+    return HostRows(cache, device)
+
+
+def iter_row_batches(X, batch_size, device, dtype=np.float32):
+    """Yield ``(start, stop, batch on device)`` over a validated ``X``."""
+    for start in range(0, X.shape[0], batch_size):
+        stop = min(start + batch_size, X.shape[0])
+        block = X[start:stop]
+        if sp.issparse(block):
+            block = block.toarray()
+        yield start, stop, as_tensor(block, dtype).to(device)
+
+
+@torch.no_grad()
+def map_row_batches(function, X, *, batch_size, device, width, dtype):
+    """Apply ``function`` to ``X`` in batches, gathering a numpy result.
+
+    Parameters
+    ----------
+    function : callable
+        Maps a batch on ``device`` to a tensor with ``width`` columns, or a
+        1-D tensor when ``width`` is None.
+    X : ndarray or sparse matrix
+        Validated input.
+    batch_size : int
+        Rows per batch.
+    device : torch.device
+        Where ``function`` runs.
+    width : int or None
+        Columns of the result; None for one value per row.
+    dtype : numpy dtype
+        Dtype of the batches given to ``function`` and of the result.
+    """
+    shape = (X.shape[0],) if width is None else (X.shape[0], width)
+    result = np.empty(shape, dtype=dtype)
+    for start, stop, batch in iter_row_batches(X, batch_size, device, dtype):
+        result[start:stop] = function(batch).cpu().numpy()
+    return result

@@ -1,0 +1,92 @@
+"""Device resolution, memory placement and device-independent network state."""
+
+import re
+import warnings
+
+import torch
+
+_CUDA_SPEC = re.compile(r"cuda(?::(\d+))?")
+
+# Share of the free device memory that the training data and a code cache may
+# take together; the rest is left for activations, gradients and the optimizer.
+_DEVICE_MEMORY_SHARE = 0.5
+
+
+def resolve_device(device):
+    """Turn the ``device`` parameter into an available :class:`torch.device`.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``
+        or ``"cuda:N"``.
+
+    Returns
+    -------
+    torch.device
+        The device, with an explicit index for CUDA.
+
+    Raises
+    ------
+    ValueError
+        If the string names no supported device, or names a CUDA device that
+        this machine does not have.
+    """
+    spec = str(device)
+    if spec == "auto":
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    match = _CUDA_SPEC.fullmatch(spec)
+    if match is None:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}.")
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested, but CUDA is not available on this machine "
+            f"(torch {torch.__version__}). Use device='cpu' or device='auto'."
+        )
+    index = torch.cuda.current_device() if match.group(1) is None else int(match.group(1))
+    if index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was requested, but this machine has only "
+            f"{torch.cuda.device_count()} CUDA device(s) (cuda:0 to cuda:{torch.cuda.device_count() - 1})."
+        )
+    return torch.device("cuda", index)
+
+
+def fits_on_device(n_bytes, device):
+    """Whether ``n_bytes`` more can live on ``device`` next to training work.
+
+    The CPU is always a fit: host memory is the device there.
+    """
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return n_bytes <= _DEVICE_MEMORY_SHARE * free
+
+
+def device_for_loading(saved_device):
+    """The device a network saved on ``saved_device`` is loaded onto.
+
+    A network saved on a GPU comes back on that GPU when this machine has it,
+    else on the CPU with a warning, so that a model trained on a GPU still
+    loads on a laptop.
+    """
+    device = torch.device(saved_device)
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda" and torch.cuda.is_available():
+        index = device.index or 0
+        if index < torch.cuda.device_count():
+            return torch.device("cuda", index)
+    warnings.warn(
+        f"The model was saved on device '{device}', which this machine does not have; it is loaded on the CPU instead.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return torch.device("cpu")
+
+
+def state_to_cpu(module):
+    """Copy a module's state dict to the CPU, leaving the module untouched."""
+    return {name: tensor.detach().cpu() for name, tensor in module.state_dict().items()}

@@ -1,0 +1,238 @@
+"""The torch modules of a symmetric stacked autoencoder.
+
+Nothing here knows about scikit-learn or about optimisers: the network maps
+inputs to codes and codes to reconstructions, layer by layer or all at once.
+
+Layer ``k`` (0-based) is the pair (encoder layer ``k``, decoder layer ``k``):
+encoder layer ``k`` maps ``h[k] -> h[k + 1]`` and its mirror, decoder layer
+``k``, maps ``h[k + 1]`` back to the width of ``h[k]``, where ``h[0]`` is the
+input. Decoding runs the decoder layers from the deepest to layer 0, whose
+output is the reconstruction. Pretraining phase ``k`` trains exactly the pair
+``k`` as a shallow autoencoder on ``h[k]``.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _identity(x):
+    return x
+
+
+ACTIVATIONS = {
+    "identity": _identity,
+    "logistic": torch.sigmoid,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "leaky_relu": F.leaky_relu,
+    "elu": F.elu,
+    "gelu": F.gelu,
+}
+
+# Activations that keep every value inside (0, 1): the KL sparsity penalty
+# needs a mean activation that is a probability.
+UNIT_INTERVAL_ACTIVATIONS = frozenset({"logistic", "sigmoid"})
+
+
+def _he_uniform(weight, generator):
+    nn.init.kaiming_uniform_(weight, nonlinearity="relu", generator=generator)
+
+
+def _glorot_uniform(weight, generator):
+    nn.init.xavier_uniform_(weight, generator=generator)
+
+
+# He et al. (2015) for rectifier-like units, Glorot & Bengio (2010) for the
+# saturating and linear ones.
+INITIALIZERS = {
+    "identity": _glorot_uniform,
+    "logistic": _glorot_uniform,
+    "sigmoid": _glorot_uniform,
+    "tanh": _glorot_uniform,
+    "relu": _he_uniform,
+    "leaky_relu": _he_uniform,
+    "elu": _he_uniform,
+    "gelu": _he_uniform,
+}
+
+
+class DenseLayer(nn.Module):
+    """An affine map ``x @ weight.T + bias`` with its own weight."""
+
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        # torch.empty draws nothing: initialisation happens later, from the
+        # estimator's own generator, so the global RNG is never touched.
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+
+    def reset_parameters(self, initializer, generator):
+        initializer(self.weight, generator)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+class TiedDenseLayer(nn.Module):
+    """The transpose of an encoder layer's affine map, with its own bias.
+
+    The encoder layer is referenced, not registered, so its weight is owned
+    (and counted, saved and trained) once, by the encoder.
+    """
+
+    def __init__(self, encoder_layer):
+        super().__init__()
+        object.__setattr__(self, "encoder_layer", encoder_layer)
+        self.bias = nn.Parameter(torch.empty(encoder_layer.weight.shape[1]))
+
+    def reset_parameters(self, initializer, generator):
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x):
+        return F.linear(x, self.encoder_layer.weight.t(), self.bias)
+
+
+class StackedAutoencoderNetwork(nn.Module):
+    """A deep autoencoder whose decoder mirrors its encoder.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input and of the reconstruction.
+    hidden_layer_sizes : tuple of int
+        Widths of the encoder layers; the last is the code size.
+    activation : str
+        Activation of every hidden layer but the code layer, in the encoder
+        and in the decoder. A key of ``ACTIVATIONS``.
+    code_activation : str
+        Activation of the code layer.
+    output_activation : str
+        Activation of the reconstruction.
+    tied_weights : bool, default=False
+        Whether decoder layer ``k`` uses the transpose of encoder layer
+        ``k``'s weight instead of a weight of its own.
+    dropout : float, default=0.0
+        Probability of zeroing a hidden unit when a forward pass is given a
+        generator (training); inference never drops units.
+    """
+
+    def __init__(
+        self,
+        n_features,
+        hidden_layer_sizes,
+        *,
+        activation,
+        code_activation,
+        output_activation,
+        tied_weights=False,
+        dropout=0.0,
+    ):
+        super().__init__()
+        self.config = {
+            "n_features": int(n_features),
+            "hidden_layer_sizes": tuple(int(width) for width in hidden_layer_sizes),
+            "activation": activation,
+            "code_activation": code_activation,
+            "output_activation": output_activation,
+            "tied_weights": bool(tied_weights),
+            "dropout": float(dropout),
+        }
+        widths = (self.config["n_features"], *self.config["hidden_layer_sizes"])
+        self.widths = widths
+        self.n_layers = len(widths) - 1
+        self.activation = activation
+        self.dropout = float(dropout)
+        self.encoder = nn.ModuleList(DenseLayer(widths[k], widths[k + 1]) for k in range(self.n_layers))
+        if tied_weights:
+            self.decoder = nn.ModuleList(TiedDenseLayer(layer) for layer in self.encoder)
+        else:
+            self.decoder = nn.ModuleList(DenseLayer(widths[k + 1], widths[k]) for k in range(self.n_layers))
+        self.encoder_activation_names = [activation] * (self.n_layers - 1) + [code_activation]
+        # Decoder layer k rebuilds h[k], so it ends in h[k]'s activation; h[0]
+        # is the reconstruction.
+        self.decoder_activation_names = [output_activation, *self.encoder_activation_names[:-1]]
+        self._encoder_activations = [ACTIVATIONS[name] for name in self.encoder_activation_names]
+        self._decoder_activations = [ACTIVATIONS[name] for name in self.decoder_activation_names]
+
+    @property
+    def code_size(self):
+        return self.widths[-1]
+
+    def reset_parameters(self, generator):
+        """Draw every weight from ``generator`` (a CPU ``torch.Generator``)."""
+        initializer = INITIALIZERS[self.activation]
+        for layer in (*self.encoder, *self.decoder):
+            layer.reset_parameters(initializer, generator)
+
+    def layer_parameters(self, k):
+        """The parameters that pretraining phase ``k`` trains: layer pair ``k``."""
+        return [*self.encoder[k].parameters(), *self.decoder[k].parameters()]
+
+    def decoder_activation(self, k):
+        """The activation that ends decoder layer ``k``."""
+        return self._decoder_activations[k]
+
+    def _drop(self, hidden, generator):
+        if generator is None or self.dropout == 0.0:
+            return hidden
+        keep = 1.0 - self.dropout
+        mask = torch.empty_like(hidden).bernoulli_(keep, generator=generator).div_(keep)
+        return hidden * mask
+
+    def encode_layer(self, k, inputs):
+        """``h[k + 1]`` from ``h[k]``."""
+        return self._encoder_activations[k](self.encoder[k](inputs))
+
+    def decode_layer(self, k, hidden):
+        """Decoder layer ``k`` applied to ``hidden``, activation included."""
+        return self._decoder_activations[k](self.decoder[k](hidden))
+
+    def encode(self, inputs):
+        """The codes of ``inputs``: every encoder layer in turn."""
+        hidden = inputs
+        for k in range(self.n_layers):
+            hidden = self.encode_layer(k, hidden)
+        return hidden
+
+    def decode(self, codes):
+        """The reconstruction of ``codes``: every decoder layer, deepest first."""
+        hidden = codes
+        for k in reversed(range(self.n_layers)):
+            hidden = self.decode_layer(k, hidden)
+        return hidden
+
+    def reconstruct_layer(self, k, inputs, *, generator=None):
+        """Run layer pair ``k`` as a shallow autoencoder on ``h[k]``.
+
+        Returns
+        -------
+        pre_activation : torch.Tensor
+            Decoder layer ``k``'s output before its activation (the losses
+            apply it, so that BCE can work on logits).
+        codes : list of torch.Tensor
+            ``[h[k + 1]]``, for activity penalties.
+        """
+        code = self._drop(self.encode_layer(k, inputs), generator)
+        return self.decoder[k](code), [code]
+
+    def reconstruct(self, inputs, *, generator=None):
+        """Run the whole stack; same return values as :meth:`reconstruct_layer`.
+
+        ``codes`` holds the output of every encoder layer.
+        """
+        codes = []
+        hidden = inputs
+        for k in range(self.n_layers):
+            hidden = self._drop(self.encode_layer(k, hidden), generator)
+            codes.append(hidden)
+        for k in range(self.n_layers - 1, 0, -1):
+            hidden = self._drop(self.decode_layer(k, hidden), generator)
+        return self.decoder[0](hidden), codes
+
+
+def build_network(config):
+    """Rebuild a network (parameters uninitialised) from its ``config``."""
+    return StackedAutoencoderNetwork(**config)

@@ -1,0 +1,25 @@
+import os
+
+# scikit-learn's check_array_api_input runs only with SciPy's array API
+# support switched on, which must happen before SciPy is imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """Digits scaled to [0, 1]: features and labels."""
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+@pytest.fixture
+def blobs():
+    """A small float64 dataset with structure worth encoding."""
+    rng = np.random.RandomState(0)
+    centers = rng.normal(size=(4, 12))
+    labels = rng.randint(4, size=120)
+    return centers[labels] + 0.1 * rng.normal(size=(120, 12))

@@ -1,0 +1,110 @@
+"""Rows served to training, the code cache, and batched inference."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from sk_stackae._data import (
+    HostRows,
+    SparseRows,
+    TensorRows,
+    as_tensor,
+    cache_codes,
+    inference_batch_size,
+    map_row_batches,
+    training_rows,
+)
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def array():
+    return np.random.RandomState(0).uniform(size=(50, 6))
+
+
+def test_float32_arrays_are_shared_not_copied(array):
+    X = array.astype(np.float32)
+    tensor = as_tensor(X)
+    assert tensor.data_ptr() == X.ctypes.data
+
+
+def test_read_only_arrays_are_shared_without_a_warning(array, recwarn):
+    X = array.astype(np.float32)
+    X.setflags(write=False)
+    tensor = as_tensor(X)
+    assert tensor.data_ptr() == X.ctypes.data
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
+def test_float64_arrays_are_converted_once_to_float32(array):
+    rows = training_rows(array, CPU)
+    assert isinstance(rows, TensorRows)
+    assert rows.tensor.dtype == torch.float32
+    np.testing.assert_array_equal(rows.tensor.numpy(), array.astype(np.float32))
+
+
+@pytest.mark.parametrize("kind", ["tensor", "host", "sparse"])
+def test_every_kind_of_rows_serves_the_same_batches(kind, array):
+    tensor = as_tensor(array)
+    rows = {
+        "tensor": TensorRows(tensor),
+        "host": HostRows(tensor, CPU),
+        "sparse": SparseRows(sp.csr_matrix(array), CPU),
+    }[kind]
+    indices = torch.tensor([4, 0, 49, 4], device=rows.index_device)
+    torch.testing.assert_close(rows.take(indices), tensor[[4, 0, 49, 4]])
+    batches = list(rows.slices(16))
+    assert [len(b) for b in batches] == [16, 16, 16, 2]
+    torch.testing.assert_close(torch.cat(batches), tensor)
+
+
+def test_sparse_training_data_stays_sparse(array):
+    array[array < 0.7] = 0
+    rows = training_rows(sp.csr_matrix(array), CPU)
+    assert isinstance(rows, SparseRows)
+    assert sp.issparse(rows.matrix)
+
+
+def test_cache_holds_the_encoder_output_for_every_row(array):
+    rows = TensorRows(as_tensor(array))
+    weight = torch.randn(6, 3, requires_grad=True)
+
+    def encode(batch):
+        return torch.tanh(batch @ weight)
+
+    cache = cache_codes(encode, rows, 3, batch_size=7)
+    assert isinstance(cache, TensorRows)
+    assert cache.tensor.shape == (50, 3)
+    assert not cache.tensor.requires_grad
+    torch.testing.assert_close(cache.tensor, encode(rows.tensor).detach())
+
+
+def test_cache_is_computed_in_large_batches(array):
+    rows = TensorRows(as_tensor(array))
+    batch_sizes = []
+
+    def encode(batch):
+        batch_sizes.append(len(batch))
+        return batch[:, :2]
+
+    cache_codes(encode, rows, 2, batch_size=20)
+    assert batch_sizes == [20, 20, 10]
+
+
+def test_inference_batches_are_large_with_bounded_memory():
+    assert inference_batch_size((784, 1000, 30), 256) == 2**24 // 1000
+    assert inference_batch_size((4, 2), 256) == 2**24 // 4
+    assert inference_batch_size((10**8, 2), 256) == 256
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_map_row_batches_gathers_results_in_the_requested_dtype(dtype, array):
+    result = map_row_batches(lambda batch: batch.sum(dim=1), array, batch_size=7, device=CPU, width=None, dtype=dtype)
+    assert result.dtype == dtype
+    np.testing.assert_allclose(result, array.sum(axis=1), rtol=1e-6)
+    codes = map_row_batches(
+        lambda batch: batch[:, :2] * 2, sp.csr_matrix(array), batch_size=7, device=CPU, width=2, dtype=dtype
+    )
+    np.testing.assert_allclose(codes, array[:, :2] * 2, rtol=1e-6)

@@ -1,0 +1,103 @@
+"""The torch modules: shapes, activations per layer, initialisation."""
+
+import math
+
+import pytest
+import torch
+
+from sk_stackae._network import ACTIVATIONS, StackedAutoencoderNetwork, build_network
+
+
+def make_network(hidden=(16, 8, 4), activation="relu", **kwargs):
+    kwargs = {"code_activation": "identity", "output_activation": "identity", **kwargs}
+    network = StackedAutoencoderNetwork(20, hidden, activation=activation, **kwargs)
+    network.reset_parameters(torch.Generator().manual_seed(0))
+    return network
+
+
+def test_decoder_mirrors_the_encoder():
+    network = make_network()
+    assert [tuple(layer.weight.shape) for layer in network.encoder] == [(16, 20), (8, 16), (4, 8)]
+    assert [tuple(layer.weight.shape) for layer in network.decoder] == [(20, 16), (16, 8), (8, 4)]
+    x = torch.randn(5, 20)
+    assert network.encode(x).shape == (5, 4)
+    assert network.decode(network.encode(x)).shape == (5, 20)
+
+
+def test_each_decoder_layer_ends_in_the_activation_of_what_it_rebuilds():
+    network = make_network(activation="tanh", code_activation="sigmoid", output_activation="sigmoid")
+    assert network.encoder_activation_names == ["tanh", "tanh", "sigmoid"]
+    assert network.decoder_activation_names == ["sigmoid", "tanh", "tanh"]
+    codes = network.encode(torch.randn(50, 20) * 10)
+    assert codes.min() >= 0 and codes.max() <= 1
+
+
+def test_reconstruct_returns_the_pre_activation_output_and_every_code():
+    network = make_network(output_activation="sigmoid")
+    x = torch.randn(5, 20)
+    pre_activation, codes = network.reconstruct(x)
+    torch.testing.assert_close(torch.sigmoid(pre_activation), network.decode(network.encode(x)))
+    assert [c.shape[1] for c in codes] == [16, 8, 4]
+    torch.testing.assert_close(codes[-1], network.encode(x))
+
+
+def test_reconstruct_layer_is_a_shallow_autoencoder_on_its_input():
+    network = make_network()
+    h1 = torch.randn(5, 16)
+    pre_activation, (code,) = network.reconstruct_layer(1, h1)
+    torch.testing.assert_close(code, network.encode_layer(1, h1))
+    torch.testing.assert_close(network.decoder_activation(1)(pre_activation), network.decode_layer(1, code))
+    assert {id(p) for p in network.layer_parameters(1)} == {
+        id(network.encoder[1].weight),
+        id(network.encoder[1].bias),
+        id(network.decoder[1].weight),
+        id(network.decoder[1].bias),
+    }
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "gelu"])
+def test_rectifier_networks_get_he_initialisation(activation):
+    network = make_network(hidden=(256, 128), activation=activation)
+    weight = network.encoder[0].weight
+    bound = math.sqrt(6 / 20)  # He uniform: gain sqrt(2) * sqrt(3 / fan_in)
+    assert weight.abs().max() <= bound
+    assert weight.abs().max() > 0.95 * bound
+    assert weight.std().item() == pytest.approx(math.sqrt(2 / 20), rel=0.05)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "logistic", "sigmoid", "identity"])
+def test_saturating_networks_get_glorot_initialisation(activation):
+    network = make_network(hidden=(256, 128), activation=activation)
+    weight = network.encoder[0].weight
+    bound = math.sqrt(6 / (20 + 256))
+    assert weight.abs().max() <= bound
+    assert weight.abs().max() > 0.95 * bound
+
+
+def test_biases_start_at_zero():
+    network = make_network()
+    assert all(torch.count_nonzero(layer.bias) == 0 for layer in (*network.encoder, *network.decoder))
+
+
+def test_initialisation_comes_from_the_generator_alone():
+    state = torch.get_rng_state()
+    a = make_network()
+    b = make_network()
+    assert torch.equal(torch.get_rng_state(), state)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_every_activation_builds_a_network_that_runs(name):
+    network = make_network(activation=name, code_activation=name)
+    out = network.decode(network.encode(torch.randn(3, 20)))
+    assert torch.isfinite(out).all()
+
+
+def test_build_network_rebuilds_the_architecture_from_its_config():
+    network = make_network(activation="elu", output_activation="sigmoid")
+    twin = build_network(network.config)
+    twin.load_state_dict(network.state_dict())
+    x = torch.randn(4, 20)
+    torch.testing.assert_close(twin.decode(twin.encode(x)), network.decode(network.encode(x)))
