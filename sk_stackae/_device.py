@@ -89,4 +89,15 @@ def device_for_loading(saved_device):
 
 def state_to_cpu(module):
     """Copy a module's state dict to the CPU, leaving the module untouched."""
-    return {name: tensor.detach().cpu() for name, tensor in module.state_dict().items()}
+    return tree_to_cpu(module.state_dict())
+
+
+def tree_to_cpu(tree):
+    """The same nesting of dicts, lists and tuples, with every tensor on the CPU."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().cpu()
+    if isinstance(tree, dict):
+        return {key: tree_to_cpu(value) for key, value in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(tree_to_cpu(value) for value in tree)
+    return tree

@@ -1,6 +1,10 @@
 """StackedAutoencoder: the scikit-learn surface, input validation and orchestration."""
 
+import copy
+import math
+import warnings
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from numbers import Integral, Real
 
@@ -8,14 +12,25 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
 
 from ._data import cache_codes, inference_batch_size, map_row_batches, training_rows
-from ._device import device_for_loading, resolve_device, state_to_cpu
-from ._network import ACTIVATIONS, StackedAutoencoderNetwork, build_network
-from ._training import Phase, ReconstructionLoss, TrainingOptions, train_phase
+from ._device import device_for_loading, resolve_device, state_to_cpu, tree_to_cpu
+from ._network import ACTIVATIONS, build_network
+from ._progress import make_progress
+from ._training import (
+    NOISES,
+    OPTIMIZERS,
+    Phase,
+    PhaseResult,
+    ReconstructionLoss,
+    TrainingOptions,
+    make_optimizer,
+    train_phase,
+)
 
 
 class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -73,35 +88,113 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         deeper pretraining phases always reconstruct codes with the mean
         squared error.
 
+    tied_weights : bool, default=False
+        Whether decoder layer ``k`` uses the transpose of encoder layer
+        ``k``'s weight (with a bias of its own) instead of a weight of its
+        own. Halves the weights to learn; pretraining phases train the shared
+        weight through both of its uses.
+
     pretrain_epochs : int, default=10
-        Epochs of each greedy pretraining phase; 0 skips pretraining (the
-        fine-tune then starts from the random initialisation).
+        Epochs of each greedy pretraining phase (the most, with early
+        stopping); 0 skips pretraining, and the fine-tune then starts from
+        the random initialisation.
 
     finetune_epochs : int, default=10
-        Epochs of joint fine-tuning; 0 skips it.
+        Epochs of joint fine-tuning (the most, with early stopping); 0 skips
+        it.
 
     batch_size : int, default=256
-        Rows per minibatch, clipped to the number of samples.
+        Rows per minibatch, clipped to the number of training samples.
 
     learning_rate : float, default=1e-3
-        Step size of the Adam optimiser.
+        Step size of the optimiser.
+
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        The PyTorch optimiser of every phase: ``torch.optim.Adam``,
+        ``AdamW`` or ``SGD`` with ``momentum`` (their fused kernels).
+
+    momentum : float, default=0.9
+        Momentum of ``optimizer="sgd"``; ignored otherwise.
 
     alpha : float, default=0.0
-        Strength of the L2 penalty on the weights (not the biases), scaled
-        as in :class:`~sklearn.neural_network.MLPRegressor`.
+        Strength of the penalty on the weights (not the biases). With Adam
+        and SGD it is an L2 penalty scaled as in
+        :class:`~sklearn.neural_network.MLPRegressor`; with AdamW it is the
+        decoupled weight-decay rate.
+
+    noise : {"gaussian", "masking"} or None, default=None
+        Corruption of each phase's input during training, which makes a
+        denoising autoencoder (Vincent et al., 2010): every phase learns to
+        reconstruct its clean input from a corrupted copy. ``"gaussian"``
+        adds noise of standard deviation ``noise_level``; ``"masking"`` sets
+        a fraction ``noise_level`` of the inputs to zero. Pretraining phase
+        ``k`` corrupts the codes it trains on; the fine-tune corrupts ``X``.
+        Never applied by :meth:`transform`, :meth:`score` and friends.
+
+    noise_level : float, default=0.1
+        Standard deviation of the Gaussian noise, or fraction of masked
+        inputs (below 1). Ignored when ``noise`` is None.
+
+    dropout : float, default=0.0
+        Probability of zeroing each hidden unit (code layer included) during
+        training, in every phase; inference never drops units, so
+        :meth:`transform` stays deterministic.
+
+    sparsity : float, default=0.0
+        Weight of a penalty that keeps the codes sparse, added for every
+        code layer a phase trains. Units in (0, 1) (``"logistic"`` or
+        ``"sigmoid"`` activations) get the KL divergence between
+        ``sparsity_target`` and each unit's mean activation over the batch,
+        averaged over units; other units get the L1 penalty on their mean
+        absolute activation.
+
+    sparsity_target : float, default=0.05
+        The mean activation, in (0, 1), that the KL penalty pulls each
+        sigmoid unit toward. Not used by the L1 penalty.
+
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the training data and
+        stop each phase when its validation score (minus the mean
+        reconstruction loss on the held-out rows) has not improved by
+        ``tol`` for more than ``n_iter_no_change`` epochs, as
+        :class:`~sklearn.neural_network.MLPRegressor` does; each phase then
+        ends with the weights of its best epoch. A phase that uses up its
+        epochs first raises a :class:`~sklearn.exceptions.ConvergenceWarning`.
+        Without early stopping every phase runs all its epochs and ``tol``
+        and ``n_iter_no_change`` are not used.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out for early stopping, drawn
+        from ``random_state``. Must leave at least one sample on each side.
+
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before a phase
+        stops, with early stopping.
+
+    tol : float, default=1e-4
+        The smallest improvement of the validation score that counts, with
+        early stopping.
 
     device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
         Where the network trains and runs: ``"auto"`` picks CUDA when it is
         available, else the CPU; ``"cuda:N"`` picks a GPU by index.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the initialisation and the shuffling, through a
-        ``torch.Generator`` of this estimator's own; the global torch and
-        numpy generators are neither read nor changed. An int gives
-        bit-identical results on the CPU.
+        Seeds every random draw (initialisation, shuffling, validation
+        split, noise, dropout) through a ``torch.Generator`` of this
+        estimator's own; the global torch and numpy generators are neither
+        read nor changed. An int gives bit-identical results on the CPU.
 
     verbose : int, default=0
-        ``1`` prints one line per epoch of every phase.
+        ``1`` prints one line per epoch of every phase; ``2`` shows a
+        progress bar per phase instead when tqdm is installed (the
+        ``progress`` extra).
+
+    warm_start : bool, default=False
+        When True, :meth:`fit` continues from the fitted network, without
+        pretraining it again, and ``loss_curve_`` goes on from where it
+        stopped. The architecture (``hidden_layer_sizes``, activations,
+        ``tied_weights``) and the number of features must stay the same.
 
     Attributes
     ----------
@@ -113,13 +206,28 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     pretrain_loss_curves_ : list of list of float
         For each layer, the mean training loss of every pretraining epoch
-        (empty lists when ``pretrain_epochs=0``).
+        (empty lists when ``pretrain_epochs=0``, and kept from the first fit
+        by warm starts, which do not pretrain).
+
+    pretrain_validation_scores_ : list of list of float or None
+        For each layer, the validation score of every pretraining epoch,
+        with early stopping; None without.
 
     loss_curve_ : list of float
-        The mean training loss of every fine-tune epoch.
+        The mean training loss of every fine-tune epoch (and of every
+        :meth:`partial_fit` call), continued by warm starts.
+
+    validation_scores_ : list of float or None
+        The validation score of every fine-tune epoch, with early stopping;
+        None without.
+
+    best_validation_score_ : float or None
+        The best fine-tune validation score, whose weights the fine-tune
+        kept; None without early stopping.
 
     n_iter_ : int
-        Number of fine-tune epochs run.
+        Number of fine-tune epochs run, counting earlier fits when warm
+        starting and one per :meth:`partial_fit` call.
 
     n_features_in_ : int
         Number of features seen during :term:`fit`.
@@ -143,6 +251,10 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     Bengio, Y., Lamblin, P., Popovici, D. and Larochelle, H. (2007). Greedy
     layer-wise training of deep networks. NeurIPS 19.
+
+    Vincent, P., Larochelle, H., Lajoie, I., Bengio, Y. and Manzagol, P.-A.
+    (2010). Stacked denoising autoencoders: learning useful representations
+    in a deep network with a local denoising criterion. JMLR 11, 3371-3408.
 
     Examples
     --------
@@ -168,14 +280,27 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         "code_activation": [StrOptions(set(ACTIVATIONS))],
         "output_activation": [StrOptions({"identity", "sigmoid", "logistic"})],
         "loss": [StrOptions({"mse", "bce"})],
+        "tied_weights": ["boolean"],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "finetune_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
         "alpha": [Interval(Real, 0, None, closed="left")],
+        "noise": [StrOptions(set(NOISES)), None],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "sparsity": [Interval(Real, 0, None, closed="left")],
+        "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "warm_start": ["boolean"],
     }
 
     def __init__(
@@ -186,34 +311,63 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         code_activation="identity",
         output_activation="identity",
         loss="mse",
+        tied_weights=False,
         pretrain_epochs=10,
         finetune_epochs=10,
         batch_size=256,
         learning_rate=1e-3,
+        optimizer="adam",
+        momentum=0.9,
         alpha=0.0,
+        noise=None,
+        noise_level=0.1,
+        dropout=0.0,
+        sparsity=0.0,
+        sparsity_target=0.05,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
         device="auto",
         random_state=None,
         verbose=0,
+        warm_start=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.code_activation = code_activation
         self.output_activation = output_activation
         self.loss = loss
+        self.tied_weights = tied_weights
         self.pretrain_epochs = pretrain_epochs
         self.finetune_epochs = finetune_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.momentum = momentum
         self.alpha = alpha
+        self.noise = noise
+        self.noise_level = noise_level
+        self.dropout = dropout
+        self.sparsity = sparsity
+        self.sparsity_target = sparsity_target
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Pretrain the stack layer by layer, then fine-tune it end to end.
+
+        With ``warm_start=True`` and a fitted network, pretraining is
+        skipped and the fine-tune continues from the fitted weights.
 
         Parameters
         ----------
@@ -232,47 +386,187 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             self._fit(X)
         return self
 
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train the whole stack end to end for one epoch on ``X``.
+
+        The first call initialises the network (without greedy pretraining,
+        which needs the whole training set and belongs to :meth:`fit`);
+        later calls, and calls after :meth:`fit`, continue from the current
+        weights, with the optimiser's state kept from call to call. Early
+        stopping does not apply: there is no held-out set in one batch.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A batch of training data, with the features of earlier calls.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        with _unchanged_on_failure(self):
+            self._partial_fit(X)
+        return self
+
     def _fit(self, X):
-        hidden_layer_sizes = self._check_hyperparameters()
-        X = validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES)
-        self._check_value_range(X)
+        continuing = self.warm_start and hasattr(self, "network_")
+        self._check_epochs(continuing)
+        X, hidden_layer_sizes = self._validate_training_input(X, reset=not continuing)
         device = resolve_device(self.device)
         generator = _seeded_generator(self.random_state)
+        options = self._training_options()
+        progress = make_progress(self.verbose)
 
-        network = StackedAutoencoderNetwork(
-            X.shape[1],
-            hidden_layer_sizes,
-            activation=self.activation,
-            code_activation=self.code_activation,
-            output_activation=self.output_activation,
-        )
-        # Initialised on the CPU from our own generator, then moved: the same
-        # seed gives the same starting weights on every device.
-        network.reset_parameters(generator)
-        network.to(device)
-
+        if continuing:
+            network = self._continued_network(X.shape[1], hidden_layer_sizes, device)
+        else:
+            network = self._new_network(X.shape[1], hidden_layer_sizes, device, generator)
         rows = training_rows(X, device)
-        options = TrainingOptions(
-            optimizer="adam",
-            learning_rate=float(self.learning_rate),
-            alpha=float(self.alpha),
-            batch_size=int(self.batch_size),
-        )
-        pretrain_curves = self._pretrain(network, rows, options, generator)
-        loss_curve = self._finetune(network, rows, options, generator)
+        split = self._validation_split(rows.n_rows, generator) if self.early_stopping else None
+
+        if continuing:
+            pretraining = None
+        else:
+            pretraining = self._pretrain(network, rows, split, options, generator, progress)
+        finetune = self._finetune(network, rows, split, options, generator, progress)
+        self._warn_if_not_converged(pretraining, finetune)
 
         self.network_ = network
         self.device_ = device
-        self.pretrain_loss_curves_ = pretrain_curves
-        self.loss_curve_ = loss_curve
-        self.n_iter_ = len(loss_curve)
+        if pretraining is not None:
+            self.pretrain_loss_curves_ = [result.loss_curve for result in pretraining]
+            self.pretrain_validation_scores_ = (
+                [result.validation_scores for result in pretraining] if self.early_stopping else None
+            )
+        previous_curve = self.loss_curve_ if continuing else []
+        self.loss_curve_ = previous_curve + finetune.loss_curve
+        self.n_iter_ = len(self.loss_curve_)
+        self.validation_scores_ = finetune.validation_scores
+        self.best_validation_score_ = max(finetune.validation_scores, default=None) if self.early_stopping else None
+        # A fit starts the optimiser afresh; only partial_fit carries it on.
+        self.__dict__.pop("_optimizer", None)
+        self.__dict__.pop("_generator", None)
 
-    def _pretrain(self, network, rows, options, generator):
+    def _partial_fit(self, X):
+        first_call = not hasattr(self, "network_")
+        X, hidden_layer_sizes = self._validate_training_input(X, reset=first_call)
+        device = resolve_device(self.device)
+        options = self._training_options()
+        if first_call:
+            generator = _seeded_generator(self.random_state)
+            network = self._new_network(X.shape[1], hidden_layer_sizes, device, generator)
+            optimizer = None
+        else:
+            generator = getattr(self, "_generator", None) or _seeded_generator(self.random_state)
+            network, optimizer = self._continued_training_state(X.shape[1], hidden_layer_sizes, device)
+        phase = self._finetune_phase(network, training_rows(X, device), None, epochs=1)
+        optimizer = optimizer or make_optimizer(options, phase.parameters, min(options.batch_size, X.shape[0]))
+        result = train_phase(
+            phase, replace(options, early_stopping=False), generator, make_progress(self.verbose), optimizer
+        )
+
+        self.network_ = network
+        self.device_ = device
+        self._optimizer = optimizer
+        self._generator = generator
+        if first_call:
+            self.pretrain_loss_curves_ = [[] for _ in hidden_layer_sizes]
+            self.pretrain_validation_scores_ = None
+            self.loss_curve_ = []
+        self.loss_curve_ = self.loss_curve_ + result.loss_curve
+        self.n_iter_ = len(self.loss_curve_)
+        self.validation_scores_ = None
+        self.best_validation_score_ = None
+
+    def _validate_training_input(self, X, reset):
+        """Check the hyperparameters and the data before any training."""
+        hidden_layer_sizes = self._check_hyperparameters()
+        X = validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=reset)
+        self._check_value_range(X)
+        return X, hidden_layer_sizes
+
+    def _training_options(self):
+        return TrainingOptions(
+            optimizer=self.optimizer,
+            learning_rate=float(self.learning_rate),
+            momentum=float(self.momentum),
+            alpha=float(self.alpha),
+            batch_size=int(self.batch_size),
+            noise=self.noise,
+            noise_level=float(self.noise_level),
+            dropout=float(self.dropout),
+            sparsity=float(self.sparsity),
+            sparsity_target=float(self.sparsity_target),
+            early_stopping=bool(self.early_stopping),
+            n_iter_no_change=int(self.n_iter_no_change),
+            tol=float(self.tol),
+        )
+
+    def _architecture(self, n_features, hidden_layer_sizes):
+        return {
+            "n_features": n_features,
+            "hidden_layer_sizes": hidden_layer_sizes,
+            "activation": self.activation,
+            "code_activation": self.code_activation,
+            "output_activation": self.output_activation,
+            "tied_weights": bool(self.tied_weights),
+        }
+
+    def _new_network(self, n_features, hidden_layer_sizes, device, generator):
+        network = build_network(self._architecture(n_features, hidden_layer_sizes))
+        # Initialised on the CPU from our own generator, then moved: the same
+        # seed gives the same starting weights on every device.
+        network.reset_parameters(generator)
+        return network.to(device)
+
+    def _check_same_architecture(self, n_features, hidden_layer_sizes):
+        wanted = self._architecture(n_features, hidden_layer_sizes)
+        fitted = self.network_.config
+        changes = [f"{key}: {fitted[key]!r} -> {wanted[key]!r}" for key in wanted if wanted[key] != fitted[key]]
+        if changes:
+            raise ValueError(
+                "warm_start and partial_fit continue the fitted network, but the parameters now ask for "
+                f"another architecture ({'; '.join(changes)}). Call fit with warm_start=False to train a new network."
+            )
+
+    def _continued_network(self, n_features, hidden_layer_sizes, device):
+        """A copy of the fitted network to train on, so a failure leaves the original intact."""
+        self._check_same_architecture(n_features, hidden_layer_sizes)
+        return copy.deepcopy(self.network_).to(device)
+
+    def _continued_training_state(self, n_features, hidden_layer_sizes, device):
+        """Copies of the fitted network and of partial_fit's optimiser, which refers to it."""
+        self._check_same_architecture(n_features, hidden_layer_sizes)
+        optimizer = getattr(self, "_optimizer", None)
+        if optimizer is not None and self.device_ != device:
+            optimizer = None  # its state lives on the old device; start afresh on the new one
+        network, optimizer = copy.deepcopy((self.network_, optimizer))
+        return network.to(device), optimizer
+
+    def _validation_split(self, n_samples, generator):
+        """Indices of the training and the held-out rows, for early stopping."""
+        n_validation = math.ceil(self.validation_fraction * n_samples)
+        if n_validation < 1 or n_validation >= n_samples:
+            raise ValueError(
+                f"early_stopping=True with validation_fraction={self.validation_fraction} holds out "
+                f"{n_validation} of {n_samples} sample(s), which leaves "
+                f"{'none to validate on' if n_validation < 1 else 'none to train on'}. "
+                "Use more samples, another validation_fraction, or early_stopping=False."
+            )
+        order = torch.randperm(n_samples, generator=generator)
+        return order[n_validation:], order[:n_validation]
+
+    def _pretrain(self, network, rows, split, options, generator, progress):
         """Greedy layer-wise pretraining, each phase on the cached codes below it."""
         n_layers = network.n_layers
         if self.pretrain_epochs == 0:
-            return [[] for _ in range(n_layers)]
-        curves = []
+            return [PhaseResult(validation_scores=[] if split is not None else None) for _ in range(n_layers)]
+        results = []
         layer_rows = rows
         for k in range(n_layers):
             if k > 0:
@@ -288,38 +582,54 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 name=f"pretrain layer {k + 1}/{n_layers}",
                 parameters=network.layer_parameters(k),
                 forward=partial(network.reconstruct_layer, k),
-                loss=ReconstructionLoss(
-                    self.loss if k == 0 else "mse",
-                    network.decoder_activation_names[k],
-                ),
+                loss=ReconstructionLoss(self.loss if k == 0 else "mse", network.decoder_activation_names[k]),
+                code_activations=[network.encoder_activation_names[k]],
                 rows=layer_rows,
                 epochs=self.pretrain_epochs,
+                **_split_on(split, layer_rows),
             )
-            curves.append(train_phase(phase, options, generator, self._report_epoch))
-        return curves
+            results.append(train_phase(phase, options, generator, progress))
+        return results
 
-    def _finetune(self, network, rows, options, generator):
-        """Train the whole stack end to end on the reconstruction loss."""
-        if self.finetune_epochs == 0:
-            return []
-        phase = Phase(
+    def _finetune_phase(self, network, rows, split, epochs):
+        return Phase(
             name="finetune",
             parameters=list(network.parameters()),
             forward=network.reconstruct,
             loss=ReconstructionLoss(self.loss, self.output_activation),
+            code_activations=list(network.encoder_activation_names),
             rows=rows,
-            epochs=self.finetune_epochs,
+            epochs=epochs,
+            **_split_on(split, rows),
         )
-        return train_phase(phase, options, generator, self._report_epoch)
 
-    def _report_epoch(self, phase, epoch, loss, seconds):
-        if self.verbose:
-            print(f"{phase.name} epoch {epoch}/{phase.epochs} loss {loss:.5g} {seconds:.2f}s")
+    def _finetune(self, network, rows, split, options, generator, progress):
+        """Train the whole stack end to end on the reconstruction loss."""
+        if self.finetune_epochs == 0:
+            return PhaseResult(validation_scores=[] if split is not None else None)
+        phase = self._finetune_phase(network, rows, split, self.finetune_epochs)
+        return train_phase(phase, options, generator, progress)
 
-    # ------------------------------------------------------------ checks
+    def _warn_if_not_converged(self, pretraining, finetune):
+        """One ConvergenceWarning naming every phase that ran out of epochs while still improving."""
+        if not self.early_stopping:
+            return
+        unfinished = []
+        for k, result in enumerate(pretraining or []):
+            if result.loss_curve and not result.stopped_early:
+                unfinished.append(f"pretrain layer {k + 1} ({len(result.loss_curve)} epochs)")
+        if finetune.loss_curve and not finetune.stopped_early:
+            unfinished.append(f"finetune ({len(finetune.loss_curve)} epochs)")
+        if unfinished:
+            warnings.warn(
+                "The validation score was still improving when the epoch budget ran out in "
+                f"{', '.join(unfinished)}. Increase pretrain_epochs or finetune_epochs, or raise tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     def _check_hyperparameters(self):
-        """Checks that ``_parameter_constraints`` cannot express.
+        """Checks that ``_parameter_constraints`` cannot express, for fit and partial_fit.
 
         Returns the hidden layer sizes as a tuple of ints.
         """
@@ -339,12 +649,25 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 "loss='bce' needs output_activation='sigmoid' (binary cross-entropy compares "
                 f"probabilities); got output_activation={self.output_activation!r}."
             )
+        if self.noise == "masking" and self.noise_level >= 1:
+            raise ValueError(
+                f"noise='masking' with noise_level={self.noise_level} would mask every input; "
+                "noise_level is the fraction of inputs set to zero and must be below 1."
+            )
+        return tuple(int(size) for size in sizes)
+
+    def _check_epochs(self, continuing):
+        """Check that a call of fit has something to train."""
+        if continuing and self.finetune_epochs == 0:
+            raise ValueError(
+                "warm_start=True continues the fitted network with the fine-tune alone, "
+                "and finetune_epochs=0 leaves nothing to train."
+            )
         if self.pretrain_epochs == 0 and self.finetune_epochs == 0:
             raise ValueError(
                 "pretrain_epochs and finetune_epochs are both 0: there would be nothing to train. "
                 "Set at least one of them to a positive number of epochs."
             )
-        return tuple(int(size) for size in sizes)
 
     def _check_value_range(self, X):
         """Binary cross-entropy is defined for targets in [0, 1] only."""
@@ -491,6 +814,8 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             # fitted on a GPU loads on a machine without one.
             network = state["network_"]
             state["network_"] = {"config": network.config, "state_dict": state_to_cpu(network)}
+        if "_optimizer" in state:
+            state["_optimizer"] = tree_to_cpu(state["_optimizer"].state_dict())
         return state
 
     def __setstate__(self, state):
@@ -500,7 +825,13 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             network = build_network(saved["config"])
             network.load_state_dict(saved["state_dict"])
             state = {**state, "network_": network.to(device), "device_": device}
+        saved_optimizer = state.get("_optimizer")
         super().__setstate__(state)
+        if isinstance(saved_optimizer, dict):
+            # Rebound to the restored parameters; load_state_dict restores the
+            # saved hyperparameters and moves the state to their device.
+            self._optimizer = make_optimizer(self._training_options(), list(self.network_.parameters()), 1)
+            self._optimizer.load_state_dict(saved_optimizer)
 
 
 @contextmanager
@@ -517,6 +848,14 @@ def _unchanged_on_failure(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
         raise
+
+
+def _split_on(split, rows):
+    """The Phase fields for an early-stopping split, with indices where ``rows`` wants them."""
+    if split is None:
+        return {}
+    train, validation = split
+    return {"train_indices": train.to(rows.index_device), "validation_indices": validation.to(rows.index_device)}
 
 
 def _seeded_generator(random_state):

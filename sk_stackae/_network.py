@@ -114,9 +114,18 @@ class StackedAutoencoderNetwork(nn.Module):
     tied_weights : bool, default=False
         Whether decoder layer ``k`` uses the transpose of encoder layer
         ``k``'s weight instead of a weight of its own.
-    dropout : float, default=0.0
-        Probability of zeroing a hidden unit when a forward pass is given a
-        generator (training); inference never drops units.
+
+    Attributes
+    ----------
+    config : dict
+        The constructor's arguments: what :func:`build_network` needs to
+        rebuild the architecture.
+
+    Notes
+    -----
+    :meth:`reconstruct` and :meth:`reconstruct_layer` take ``dropout`` and a
+    ``generator`` for training; every other method is inference and
+    deterministic.
     """
 
     def __init__(
@@ -128,7 +137,6 @@ class StackedAutoencoderNetwork(nn.Module):
         code_activation,
         output_activation,
         tied_weights=False,
-        dropout=0.0,
     ):
         super().__init__()
         self.config = {
@@ -138,13 +146,11 @@ class StackedAutoencoderNetwork(nn.Module):
             "code_activation": code_activation,
             "output_activation": output_activation,
             "tied_weights": bool(tied_weights),
-            "dropout": float(dropout),
         }
         widths = (self.config["n_features"], *self.config["hidden_layer_sizes"])
         self.widths = widths
         self.n_layers = len(widths) - 1
         self.activation = activation
-        self.dropout = float(dropout)
         self.encoder = nn.ModuleList(DenseLayer(widths[k], widths[k + 1]) for k in range(self.n_layers))
         if tied_weights:
             self.decoder = nn.ModuleList(TiedDenseLayer(layer) for layer in self.encoder)
@@ -175,10 +181,11 @@ class StackedAutoencoderNetwork(nn.Module):
         """The activation that ends decoder layer ``k``."""
         return self._decoder_activations[k]
 
-    def _drop(self, hidden, generator):
-        if generator is None or self.dropout == 0.0:
+    @staticmethod
+    def _drop(hidden, dropout, generator):
+        if dropout == 0.0:
             return hidden
-        keep = 1.0 - self.dropout
+        keep = 1.0 - dropout
         mask = torch.empty_like(hidden).bernoulli_(keep, generator=generator).div_(keep)
         return hidden * mask
 
@@ -204,8 +211,11 @@ class StackedAutoencoderNetwork(nn.Module):
             hidden = self.decode_layer(k, hidden)
         return hidden
 
-    def reconstruct_layer(self, k, inputs, *, generator=None):
+    def reconstruct_layer(self, k, inputs, *, dropout=0.0, generator=None):
         """Run layer pair ``k`` as a shallow autoencoder on ``h[k]``.
+
+        ``dropout`` zeroes each hidden unit with that probability, drawing
+        from ``generator`` (and scales the rest up to keep the mean).
 
         Returns
         -------
@@ -213,23 +223,24 @@ class StackedAutoencoderNetwork(nn.Module):
             Decoder layer ``k``'s output before its activation (the losses
             apply it, so that BCE can work on logits).
         codes : list of torch.Tensor
-            ``[h[k + 1]]``, for activity penalties.
+            ``[h[k + 1]]`` before dropout, for activity penalties.
         """
-        code = self._drop(self.encode_layer(k, inputs), generator)
-        return self.decoder[k](code), [code]
+        code = self.encode_layer(k, inputs)
+        return self.decoder[k](self._drop(code, dropout, generator)), [code]
 
-    def reconstruct(self, inputs, *, generator=None):
+    def reconstruct(self, inputs, *, dropout=0.0, generator=None):
         """Run the whole stack; same return values as :meth:`reconstruct_layer`.
 
-        ``codes`` holds the output of every encoder layer.
+        ``codes`` holds the output of every encoder layer, before dropout.
         """
         codes = []
         hidden = inputs
         for k in range(self.n_layers):
-            hidden = self._drop(self.encode_layer(k, hidden), generator)
-            codes.append(hidden)
+            code = self.encode_layer(k, hidden)
+            codes.append(code)
+            hidden = self._drop(code, dropout, generator)
         for k in range(self.n_layers - 1, 0, -1):
-            hidden = self._drop(self.decode_layer(k, hidden), generator)
+            hidden = self._drop(self.decode_layer(k, hidden), dropout, generator)
         return self.decoder[0](hidden), codes
 
 

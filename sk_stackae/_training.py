@@ -1,19 +1,22 @@
 """The one training loop that every pretraining phase and the fine-tune use.
 
 A phase is "these parameters, these input rows, this forward pass, this
-loss"; :func:`train_phase` runs any of them. It knows nothing about
+loss"; :func:`train_phase` runs any of them, with the same corruption,
+dropout, sparsity penalty and early stopping. It knows nothing about
 scikit-learn, and the estimator knows nothing about optimiser steps.
 """
 
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from ._network import ACTIVATIONS
+from ._data import inference_batch_size
+from ._network import ACTIVATIONS, UNIT_INTERVAL_ACTIVATIONS
+from ._progress import SilentProgress
 
 
 class DivergenceError(ValueError):
@@ -52,22 +55,100 @@ class ReconstructionLoss:
         return self.elementwise(pre_activation, target).mean(dim=1)
 
 
-def _adam(parameter_groups, learning_rate, device):
-    # The fused kernel updates every tensor in one launch on CUDA and CPU.
-    return torch.optim.Adam(parameter_groups, lr=learning_rate, fused=True)
+# ------------------------------------------------------------- optimisers
 
 
-OPTIMIZERS = {"adam": _adam}
+def _adam(groups, options):
+    # The fused kernels update every tensor in one launch, on CUDA and CPU.
+    return torch.optim.Adam(groups, lr=options.learning_rate, fused=True)
+
+
+def _adamw(groups, options):
+    return torch.optim.AdamW(groups, lr=options.learning_rate, fused=True)
+
+
+def _sgd(groups, options):
+    return torch.optim.SGD(groups, lr=options.learning_rate, momentum=options.momentum, fused=True)
+
+
+OPTIMIZERS = {"adam": _adam, "adamw": _adamw, "sgd": _sgd}
+
+
+def make_optimizer(options, parameters, batch_size):
+    """The optimiser for one phase, with the L2 penalty on weights only.
+
+    For Adam and SGD, ``alpha`` is an L2 penalty scaled as in
+    :class:`~sklearn.neural_network.MLPRegressor`, whose penalty gradient is
+    ``alpha * W / batch_size`` next to half the squared error; our loss is
+    the squared error itself, hence the factor 2. AdamW decouples weight
+    decay from the gradient, so there ``alpha`` is its decay rate as is.
+    """
+    weights = [p for p in parameters if p.ndim > 1]
+    biases = [p for p in parameters if p.ndim <= 1]
+    decay = options.alpha if options.optimizer == "adamw" else 2.0 * options.alpha / batch_size
+    groups = [{"params": weights, "weight_decay": decay}, {"params": biases, "weight_decay": 0.0}]
+    return OPTIMIZERS[options.optimizer]([g for g in groups if g["params"]], options)
+
+
+# ------------------------------------------------------------ corruption
+
+
+def _gaussian_noise(clean, level, generator):
+    return clean + level * torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+
+
+def _masking_noise(clean, level, generator):
+    keep = torch.empty_like(clean).bernoulli_(1.0 - level, generator=generator)
+    return clean * keep
+
+
+# Vincent et al. (2010): additive isotropic Gaussian noise, and masking noise
+# that sets a random fraction of the inputs to zero.
+NOISES = {"gaussian": _gaussian_noise, "masking": _masking_noise}
+
+
+# --------------------------------------------------------------- sparsity
+
+_PROBABILITY_EPS = 1e-6
+
+
+def _kl_sparsity(code, target):
+    """KL divergence of each unit's mean activation from ``target``, averaged over units."""
+    mean = code.mean(dim=0).clamp(_PROBABILITY_EPS, 1.0 - _PROBABILITY_EPS)
+    kl = target * torch.log(target / mean) + (1.0 - target) * torch.log((1.0 - target) / (1.0 - mean))
+    return kl.mean()
+
+
+def _l1_sparsity(code, target):
+    """Mean absolute activation: the L1 activity penalty."""
+    return code.abs().mean()
+
+
+def sparsity_penalty_for(activation):
+    """KL toward the target for units in (0, 1), the L1 activity penalty otherwise."""
+    return _kl_sparsity if activation in UNIT_INTERVAL_ACTIVATIONS else _l1_sparsity
+
+
+# ---------------------------------------------------------------- phases
 
 
 @dataclass
 class TrainingOptions:
-    """How every phase is optimised; one instance serves a whole fit."""
+    """How every phase is optimised and regularised; one instance serves a whole fit."""
 
-    optimizer: str
-    learning_rate: float
-    alpha: float
-    batch_size: int
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    alpha: float = 0.0
+    batch_size: int = 256
+    noise: str | None = None
+    noise_level: float = 0.0
+    dropout: float = 0.0
+    sparsity: float = 0.0
+    sparsity_target: float = 0.05
+    early_stopping: bool = False
+    n_iter_no_change: int = 10
+    tol: float = 1e-4
 
 
 @dataclass
@@ -81,58 +162,136 @@ class Phase:
     parameters : list of torch.nn.Parameter
         What this phase trains; nothing else changes.
     forward : callable
-        ``forward(inputs) -> (pre_activation, codes)``: the reconstruction
-        before its final activation and the hidden codes.
+        ``forward(inputs, dropout=0.0, generator=None) -> (pre_activation,
+        codes)``: the reconstruction before its final activation, and the
+        hidden codes.
     loss : ReconstructionLoss
         Compares the reconstruction with the uncorrupted input rows.
+    code_activations : list of str
+        The activation of each of the codes ``forward`` returns, which
+        chooses their sparsity penalty.
     rows : Rows
         The input rows, which are also the targets.
     epochs : int
-        Passes over ``rows``.
+        The most passes over the training rows.
+    train_indices, validation_indices : torch.Tensor or None
+        Row indices (on ``rows.index_device``) to train and to validate on;
+        None trains on every row and validates on none.
     """
 
     name: str
     parameters: list
     forward: Callable
     loss: ReconstructionLoss
+    code_activations: list
     rows: object
     epochs: int
+    train_indices: torch.Tensor | None = None
+    validation_indices: torch.Tensor | None = None
 
 
-def make_optimizer(options, parameters, batch_size, device):
-    """The optimiser for one phase, with the L2 penalty on weights only.
+@dataclass
+class PhaseResult:
+    """What a phase did: its loss curve, validation scores and how it ended."""
 
-    ``alpha`` scales as in :class:`~sklearn.neural_network.MLPRegressor`,
-    whose penalty gradient is ``alpha * W / batch_size`` next to half the
-    squared error; our loss is the squared error itself, hence the factor 2.
-    """
-    weights = [p for p in parameters if p.ndim > 1]
-    biases = [p for p in parameters if p.ndim <= 1]
-    groups = [
-        {"params": weights, "weight_decay": 2.0 * options.alpha / batch_size},
-        {"params": biases, "weight_decay": 0.0},
-    ]
-    return OPTIMIZERS[options.optimizer]([g for g in groups if g["params"]], options.learning_rate, device)
+    loss_curve: list = field(default_factory=list)
+    validation_scores: list | None = None
+    stopped_early: bool = False
 
 
-def train_phase(phase, options, generator, report=None):
-    """Train one phase and return its loss curve.
+def _device_generator(generator, device):
+    """A generator for random draws on ``device``, seeded from the CPU ``generator``."""
+    if device.type == "cpu":
+        return generator
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+class _Objective:
+    """The per-batch training objective of a phase: corrupt, forward, loss, penalties."""
+
+    def __init__(self, phase, options, generator):
+        self.phase = phase
+        self.noise = NOISES[options.noise] if options.noise is not None and options.noise_level > 0 else None
+        self.noise_level = options.noise_level
+        self.dropout = options.dropout
+        self.sparsity = options.sparsity
+        self.sparsity_target = options.sparsity_target
+        self.penalties = [sparsity_penalty_for(name) for name in phase.code_activations]
+        self.generator = generator
+
+    def __call__(self, clean):
+        """Return ``(objective, reconstruction_loss)`` for a batch of clean rows."""
+        inputs = clean if self.noise is None else self.noise(clean, self.noise_level, self.generator)
+        pre_activation, codes = self.phase.forward(inputs, dropout=self.dropout, generator=self.generator)
+        loss = self.phase.loss(pre_activation, clean)
+        if not self.sparsity:
+            return loss, loss
+        penalty = sum(p(code, self.sparsity_target) for p, code in zip(self.penalties, codes, strict=True))
+        return loss + self.sparsity * penalty, loss
+
+
+@torch.no_grad()
+def validation_loss(phase, indices, batch_size):
+    """Mean reconstruction loss of the rows at ``indices``: no noise, no dropout."""
+    total = torch.zeros((), device=phase.rows.device)
+    for start in range(0, len(indices), batch_size):
+        clean = phase.rows.take(indices[start : start + batch_size])
+        pre_activation, _ = phase.forward(clean)
+        total += phase.loss.per_sample(pre_activation, clean).sum()
+    return total.item() / len(indices)
+
+
+class _EarlyStopping:
+    """Tracks the validation score as MLPRegressor does, and keeps the best weights."""
+
+    def __init__(self, parameters, n_iter_no_change, tol):
+        self.parameters = parameters
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.best_score = -math.inf
+        self.no_improvement_count = 0
+        self.best_weights = None
+
+    def should_stop(self, score):
+        if score < self.best_score + self.tol:
+            self.no_improvement_count += 1
+        else:
+            self.no_improvement_count = 0
+        if score > self.best_score:
+            self.best_score = score
+            self.best_weights = [p.detach().clone() for p in self.parameters]
+        return self.no_improvement_count > self.n_iter_no_change
+
+    @torch.no_grad()
+    def restore_best_weights(self):
+        for parameter, best in zip(self.parameters, self.best_weights, strict=True):
+            parameter.copy_(best)
+
+
+def train_phase(phase, options, generator, progress=None, optimizer=None):
+    """Train one phase.
 
     Parameters
     ----------
     phase : Phase
         What to train, on what.
     options : TrainingOptions
-        How to optimise.
+        How to optimise and regularise.
     generator : torch.Generator
-        CPU generator for the per-epoch shuffles.
-    report : callable, optional
-        Called as ``report(phase, epoch, loss, seconds)`` after each epoch.
+        CPU generator for the shuffles, and the seed of every other draw.
+    progress : SilentProgress, optional
+        Told when the phase starts, after each epoch and when it ends.
+    optimizer : torch.optim.Optimizer, optional
+        An optimiser over ``phase.parameters`` to continue with (incremental
+        training); by default a new one is made from ``options``.
 
     Returns
     -------
-    list of float
-        Mean reconstruction loss of each epoch over the training rows.
+    PhaseResult
+        The mean reconstruction loss of each epoch over the training rows,
+        the validation scores (minus the validation loss) when early
+        stopping, and whether the phase stopped early.
 
     Raises
     ------
@@ -140,33 +299,55 @@ def train_phase(phase, options, generator, report=None):
         When an epoch's loss is not finite; the message names the phase and
         the epoch.
     """
+    progress = progress or SilentProgress()
     rows = phase.rows
-    n_rows = rows.n_rows
-    batch_size = min(options.batch_size, n_rows)
-    optimizer = make_optimizer(options, phase.parameters, batch_size, rows.device)
-    curve = []
+    train_indices = phase.train_indices
+    n_train = rows.n_rows if train_indices is None else len(train_indices)
+    batch_size = min(options.batch_size, n_train)
+    if optimizer is None:
+        optimizer = make_optimizer(options, phase.parameters, batch_size)
+    objective = _Objective(phase, options, _device_generator(generator, rows.device))
+    early_stopping = None
+    result = PhaseResult()
+    if options.early_stopping:
+        early_stopping = _EarlyStopping(phase.parameters, options.n_iter_no_change, options.tol)
+        result.validation_scores = []
+
+    progress.phase_started(phase)
     for epoch in range(1, phase.epochs + 1):
         started = time.perf_counter()
-        order = torch.randperm(n_rows, generator=generator).to(rows.index_device, non_blocking=True)
+        order = torch.randperm(n_train, generator=generator).to(rows.index_device, non_blocking=True)
+        if train_indices is not None:
+            order = train_indices[order]
         # Summed on the device and read once per epoch: no host-device sync
         # inside the epoch.
         epoch_loss_sum = torch.zeros((), device=rows.device)
-        for start in range(0, n_rows, batch_size):
-            batch = rows.take(order[start : start + batch_size])
-            pre_activation, _ = phase.forward(batch)
-            loss = phase.loss(pre_activation, batch)
+        for start in range(0, n_train, batch_size):
+            clean = rows.take(order[start : start + batch_size])
+            total, loss = objective(clean)
             optimizer.zero_grad()
-            loss.backward()
+            total.backward()
             optimizer.step()
-            epoch_loss_sum.add_(loss.detach(), alpha=batch.shape[0])
-        epoch_loss = epoch_loss_sum.item() / n_rows
+            epoch_loss_sum.add_(loss.detach(), alpha=clean.shape[0])
+        epoch_loss = epoch_loss_sum.item() / n_train
         if not math.isfinite(epoch_loss):
             raise DivergenceError(
                 f"Training diverged: the loss became {epoch_loss} in {phase.name} at epoch "
                 f"{epoch}/{phase.epochs}. Lower learning_rate (now {options.learning_rate}) "
                 "or scale the input, e.g. with StandardScaler or MinMaxScaler."
             )
-        curve.append(epoch_loss)
-        if report is not None:
-            report(phase, epoch, epoch_loss, time.perf_counter() - started)
-    return curve
+        result.loss_curve.append(epoch_loss)
+        score = None
+        if early_stopping is not None:
+            score = -validation_loss(
+                phase, phase.validation_indices, inference_batch_size((rows.n_columns,), batch_size)
+            )
+            result.validation_scores.append(score)
+        progress.epoch_ended(phase, epoch, epoch_loss, time.perf_counter() - started, score)
+        if early_stopping is not None and early_stopping.should_stop(score):
+            result.stopped_early = True
+            break
+    if early_stopping is not None and early_stopping.best_weights is not None:
+        early_stopping.restore_best_weights()
+    progress.phase_ended(phase)
+    return result

@@ -6,16 +6,20 @@ from torch.overrides import TorchFunctionMode
 
 from sk_stackae._data import TensorRows
 from sk_stackae._network import StackedAutoencoderNetwork
+from sk_stackae._progress import SilentProgress
 from sk_stackae._training import (
     DivergenceError,
     Phase,
     ReconstructionLoss,
     TrainingOptions,
+    _EarlyStopping,
     make_optimizer,
+    sparsity_penalty_for,
     train_phase,
+    validation_loss,
 )
 
-OPTIONS = TrainingOptions(optimizer="adam", learning_rate=1e-2, alpha=0.0, batch_size=16)
+OPTIONS = TrainingOptions(optimizer="adam", learning_rate=1e-2, batch_size=16)
 
 
 def make_network():
@@ -32,6 +36,7 @@ def finetune_phase(network, data, epochs=5):
         parameters=list(network.parameters()),
         forward=network.reconstruct,
         loss=ReconstructionLoss("mse", "identity"),
+        code_activations=["relu", "identity"],
         rows=TensorRows(data),
         epochs=epochs,
     )
@@ -45,8 +50,10 @@ def data():
 
 
 def test_loss_curve_has_one_falling_entry_per_epoch(data):
-    curve = train_phase(finetune_phase(make_network(), data, epochs=30), OPTIONS, torch.Generator().manual_seed(0))
+    result = train_phase(finetune_phase(make_network(), data, epochs=30), OPTIONS, torch.Generator().manual_seed(0))
+    curve = result.loss_curve
     assert len(curve) == 30
+    assert result.validation_scores is None and not result.stopped_early
     assert curve[-1] < 0.3 * curve[0]
 
 
@@ -54,8 +61,9 @@ def test_epoch_loss_is_the_mean_over_rows_of_the_batch_losses(data):
     # learning rate ~0: the weights stay put, so the epoch loss must equal the
     # loss of the whole set, last (smaller) batch weighted by its size.
     network = make_network()
-    options = TrainingOptions(optimizer="adam", learning_rate=1e-30, alpha=0.0, batch_size=32)
-    (epoch_loss,) = train_phase(finetune_phase(network, data, epochs=1), options, torch.Generator().manual_seed(0))
+    options = TrainingOptions(optimizer="adam", learning_rate=1e-30, batch_size=32)
+    result = train_phase(finetune_phase(network, data, epochs=1), options, torch.Generator().manual_seed(0))
+    (epoch_loss,) = result.loss_curve
     with torch.no_grad():
         expected = torch.nn.functional.mse_loss(network.decode(network.encode(data)), data).item()
     assert epoch_loss == pytest.approx(expected, rel=1e-5)
@@ -67,8 +75,9 @@ def test_only_the_phase_parameters_change(data):
     phase = Phase(
         name="pretrain layer 1/2",
         parameters=network.layer_parameters(0),
-        forward=lambda x: network.reconstruct_layer(0, x),
+        forward=lambda x, **kwargs: network.reconstruct_layer(0, x, **kwargs),
         loss=ReconstructionLoss("mse", "identity"),
+        code_activations=["relu"],
         rows=TensorRows(data),
         epochs=2,
     )
@@ -96,16 +105,29 @@ def test_the_loss_is_read_back_once_per_epoch_not_per_batch(data):
     assert counter.calls == 4  # 7 batches per epoch
 
 
-def test_report_is_called_after_every_epoch(data):
-    reports = []
-    phase = finetune_phase(make_network(), data, epochs=3)
-    train_phase(phase, OPTIONS, torch.Generator().manual_seed(0), lambda *args: reports.append(args))
-    assert [(r[0], r[1]) for r in reports] == [(phase, 1), (phase, 2), (phase, 3)]
-    assert all(r[3] >= 0 for r in reports)
+class _RecordingProgress(SilentProgress):
+    def __init__(self):
+        self.events = []
+
+    def phase_started(self, phase):
+        self.events.append(("start", phase.name))
+
+    def epoch_ended(self, phase, epoch, loss, seconds, validation_score=None):
+        assert seconds >= 0
+        self.events.append(("epoch", epoch))
+
+    def phase_ended(self, phase):
+        self.events.append(("end", phase.name))
+
+
+def test_progress_hears_the_start_every_epoch_and_the_end(data):
+    progress = _RecordingProgress()
+    train_phase(finetune_phase(make_network(), data, epochs=3), OPTIONS, torch.Generator().manual_seed(0), progress)
+    assert progress.events == [("start", "finetune"), ("epoch", 1), ("epoch", 2), ("epoch", 3), ("end", "finetune")]
 
 
 def test_non_finite_loss_raises_naming_phase_and_epoch(data):
-    options = TrainingOptions(optimizer="adam", learning_rate=1e30, alpha=0.0, batch_size=16)
+    options = TrainingOptions(optimizer="adam", learning_rate=1e30, batch_size=16)
     phase = finetune_phase(make_network(), data * 1e10, epochs=5)
     phase.name = "pretrain layer 2/3"
     with pytest.raises(DivergenceError, match=r"became (nan|inf) in pretrain layer 2/3 at epoch \d/5"):
@@ -116,14 +138,15 @@ def test_same_generator_seed_gives_identical_training(data):
     curves = []
     for _ in range(2):
         network = make_network()
-        curves.append(train_phase(finetune_phase(network, data), OPTIONS, torch.Generator().manual_seed(5)))
+        result = train_phase(finetune_phase(network, data), OPTIONS, torch.Generator().manual_seed(5))
+        curves.append(result.loss_curve)
     assert curves[0] == curves[1]
 
 
 def test_alpha_penalises_weights_not_biases():
     network = make_network()
     options = TrainingOptions(optimizer="adam", learning_rate=1e-3, alpha=0.5, batch_size=16)
-    optimizer = make_optimizer(options, list(network.parameters()), 16, torch.device("cpu"))
+    optimizer = make_optimizer(options, list(network.parameters()), 16)
     decay = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
     assert decay[id(network.encoder[0].weight)] == pytest.approx(2 * 0.5 / 16)
     assert decay[id(network.encoder[0].bias)] == 0.0
@@ -147,3 +170,186 @@ def test_bce_loss_works_on_logits_and_matches_the_probability_form():
     expected = -(target * p.log() + (1 - target) * (1 - p).log())
     torch.testing.assert_close(loss.per_sample(logits, target), expected.mean(dim=1))
     assert torch.isfinite(loss(torch.tensor([[-1e4, 1e4]]), torch.tensor([[1.0, 0.0]])))
+
+
+# ------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_every_optimizer_trains(name, data):
+    options = TrainingOptions(optimizer=name, learning_rate=1e-2, batch_size=16)
+    curve = train_phase(finetune_phase(make_network(), data, epochs=20), options, torch.Generator().manual_seed(0))
+    assert curve.loss_curve[-1] < 0.5 * curve.loss_curve[0]
+
+
+def test_optimizers_are_the_torch_ones_with_their_settings():
+    network = make_network()
+    parameters = list(network.parameters())
+    sgd = make_optimizer(TrainingOptions(optimizer="sgd", momentum=0.5, learning_rate=0.1), parameters, 16)
+    assert isinstance(sgd, torch.optim.SGD)
+    assert sgd.param_groups[0]["momentum"] == 0.5 and sgd.param_groups[0]["lr"] == 0.1
+    adamw = make_optimizer(TrainingOptions(optimizer="adamw", alpha=0.01), parameters, 16)
+    assert isinstance(adamw, torch.optim.AdamW)
+    # AdamW's decay is decoupled: alpha is its rate as is, not rescaled.
+    assert adamw.param_groups[0]["weight_decay"] == 0.01
+    assert adamw.param_groups[1]["weight_decay"] == 0.0
+
+
+def test_noise_corrupts_the_inputs_but_the_loss_targets_the_clean_rows(data):
+    seen = {}
+    network = make_network()
+
+    def forward(inputs, **kwargs):
+        seen["inputs"] = inputs
+        return network.reconstruct(inputs, **kwargs)
+
+    phase = finetune_phase(network, data, epochs=1)
+    phase.forward = forward
+    phase.loss = _RecordingLoss()
+    options = TrainingOptions(noise="masking", noise_level=0.5, batch_size=100, learning_rate=1e-3)
+    train_phase(phase, options, torch.Generator().manual_seed(0))
+    inputs, target = seen["inputs"], phase.loss.targets[0]
+    masked = inputs == 0
+    assert 0.4 < masked.float().mean() < 0.6
+    torch.testing.assert_close(inputs[~masked], target[~masked])
+    assert (target[masked] != 0).all()
+
+
+class _RecordingLoss(ReconstructionLoss):
+    def __init__(self):
+        super().__init__("mse", "identity")
+        self.targets = []
+
+    def __call__(self, pre_activation, target):
+        self.targets.append(target)
+        return super().__call__(pre_activation, target)
+
+
+def test_gaussian_noise_has_the_requested_standard_deviation(data):
+    seen = {}
+    network = make_network()
+
+    def forward(inputs, **kwargs):
+        seen["inputs"] = inputs
+        return network.reconstruct(inputs, **kwargs)
+
+    phase = finetune_phase(network, data, epochs=1)
+    phase.forward = forward
+    phase.loss = _RecordingLoss()
+    options = TrainingOptions(noise="gaussian", noise_level=0.3, batch_size=100)
+    train_phase(phase, options, torch.Generator().manual_seed(0))
+    difference = seen["inputs"] - phase.loss.targets[0]
+    assert difference.std().item() == pytest.approx(0.3, rel=0.1)
+
+
+def test_dropout_is_drawn_during_training_only(data):
+    network = make_network()
+    x = data[:20]
+    generator = torch.Generator().manual_seed(0)
+    a, _ = network.reconstruct(x, dropout=0.5, generator=generator)
+    b, _ = network.reconstruct(x, dropout=0.5, generator=generator)
+    assert not torch.equal(a, b)
+    c, _ = network.reconstruct(x)
+    d, _ = network.reconstruct(x)
+    assert torch.equal(c, d)
+
+
+def test_dropout_keeps_the_mean_activation():
+    hidden = torch.ones(2000, 50)
+    dropped = StackedAutoencoderNetwork._drop(hidden, 0.3, torch.Generator().manual_seed(0))
+    assert (dropped == 0).float().mean().item() == pytest.approx(0.3, abs=0.01)
+    assert dropped.mean().item() == pytest.approx(1.0, abs=0.02)
+
+
+def test_kl_penalty_is_zero_at_the_target_and_grows_away_from_it():
+    kl = sparsity_penalty_for("sigmoid")
+    at_target = torch.full((10, 4), 0.05)
+    assert kl(at_target, 0.05).item() == pytest.approx(0.0, abs=1e-7)
+    assert kl(torch.full((10, 4), 0.5), 0.05) > kl(torch.full((10, 4), 0.1), 0.05) > 0
+
+
+def test_l1_penalty_for_units_outside_the_unit_interval():
+    l1 = sparsity_penalty_for("relu")
+    assert sparsity_penalty_for("tanh") is l1 and sparsity_penalty_for("identity") is l1
+    assert l1(torch.tensor([[-2.0, 0.0], [1.0, 1.0]]), 0.05).item() == pytest.approx(1.0)
+
+
+def test_sparsity_moves_the_mean_code_toward_the_target(data):
+    means = []
+    for sparsity in (0.0, 3.0):
+        network = StackedAutoencoderNetwork(
+            10, (8,), activation="relu", code_activation="sigmoid", output_activation="identity"
+        )
+        network.reset_parameters(torch.Generator().manual_seed(0))
+        phase = finetune_phase(network, data, epochs=100)
+        phase.code_activations = ["sigmoid"]
+        options = TrainingOptions(sparsity=sparsity, sparsity_target=0.05, learning_rate=1e-2, batch_size=16)
+        train_phase(phase, options, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            means.append(network.encode(data).mean().item())
+    assert abs(means[1] - 0.05) < 0.5 * abs(means[0] - 0.05)
+
+
+def _split(n, n_validation):
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    return order[n_validation:], order[:n_validation]
+
+
+def test_early_stopping_stops_after_more_than_n_iter_no_change_epochs_without_improvement(data):
+    network = make_network()
+    phase = finetune_phase(network, data, epochs=200)
+    phase.train_indices, phase.validation_indices = _split(len(data), 20)
+    # A huge tol: no epoch counts as an improvement after the first, so the
+    # phase stops once the count exceeds n_iter_no_change, as in MLPRegressor.
+    options = TrainingOptions(early_stopping=True, n_iter_no_change=3, tol=1e9, learning_rate=1e-2, batch_size=16)
+    result = train_phase(phase, options, torch.Generator().manual_seed(0))
+    assert result.stopped_early
+    assert len(result.loss_curve) == len(result.validation_scores) == 1 + 3 + 1
+    # The weights left behind are those of the best epoch.
+    restored = -validation_loss(phase, phase.validation_indices, 1000)
+    assert restored == pytest.approx(max(result.validation_scores), rel=1e-5)
+
+
+def test_early_stopping_restores_the_weights_of_the_best_score_not_the_last():
+    weight = torch.nn.Parameter(torch.zeros(3))
+    stopping = _EarlyStopping([weight], n_iter_no_change=2, tol=0.0)
+    for step, score in enumerate([1.0, 3.0, 2.0, 2.5, 1.0]):
+        with torch.no_grad():
+            weight.fill_(step)
+        stopped = stopping.should_stop(score)
+    assert stopped
+    stopping.restore_best_weights()
+    assert torch.equal(weight, torch.full((3,), 1.0))
+
+
+def test_early_stopping_keeps_going_while_the_validation_score_improves(data):
+    phase = finetune_phase(make_network(), data, epochs=15)
+    phase.train_indices, phase.validation_indices = _split(len(data), 20)
+    options = TrainingOptions(early_stopping=True, n_iter_no_change=10, tol=0.0, learning_rate=1e-2, batch_size=16)
+    result = train_phase(phase, options, torch.Generator().manual_seed(0))
+    assert not result.stopped_early
+    assert len(result.validation_scores) == 15
+    assert result.validation_scores[-1] > result.validation_scores[0]
+
+
+def test_training_never_sees_the_validation_rows(data):
+    taken = []
+    phase = finetune_phase(make_network(), data, epochs=2)
+    phase.train_indices, phase.validation_indices = _split(len(data), 20)
+    original_take = phase.rows.take
+    phase.rows.take = lambda indices: (taken.append(indices), original_take(indices))[1]
+    phase.forward = _no_grad_marker(phase.forward)
+    options = TrainingOptions(early_stopping=True, learning_rate=1e-2, batch_size=16)
+    train_phase(phase, options, torch.Generator().manual_seed(0))
+    trained = torch.cat([t for t, grad in zip(taken, _no_grad_marker.log, strict=True) if grad])
+    assert set(trained.tolist()) == set(phase.train_indices.tolist())
+
+
+def _no_grad_marker(forward):
+    _no_grad_marker.log = []
+
+    def marked(inputs, **kwargs):
+        _no_grad_marker.log.append(torch.is_grad_enabled())
+        return forward(inputs, **kwargs)
+
+    return marked
