@@ -1,11 +1,18 @@
 """scikit-learn's own estimator checks, over the configurations users reach for."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 import sklearn.utils.estimator_checks as estimator_checks
+from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_stackae import StackedAutoencoder
+
+# The checks train for a handful of epochs: early stopping rightly says that
+# the validation score was still improving.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 SMALL = {"batch_size": 16, "device": "cpu"}
 
@@ -30,6 +37,46 @@ CONFIGURATIONS = [
     ),
     # fine-tune only, from the random initialisation
     StackedAutoencoder((6, 3), activation="gelu", pretrain_epochs=0, finetune_epochs=3, **SMALL),
+    # tied weights, dropout, Gaussian denoising, SGD with momentum
+    StackedAutoencoder(
+        (6, 3),
+        tied_weights=True,
+        dropout=0.2,
+        noise="gaussian",
+        noise_level=0.2,
+        optimizer="sgd",
+        learning_rate=1e-4,
+        pretrain_epochs=2,
+        finetune_epochs=2,
+        **SMALL,
+    ),
+    # KL sparsity on sigmoid units, masking noise, AdamW with weight decay
+    StackedAutoencoder(
+        (6, 3),
+        activation="logistic",
+        code_activation="sigmoid",
+        sparsity=0.5,
+        sparsity_target=0.1,
+        noise="masking",
+        noise_level=0.3,
+        optimizer="adamw",
+        alpha=0.01,
+        pretrain_epochs=2,
+        finetune_epochs=2,
+        **SMALL,
+    ),
+    # early stopping in every phase, L1 sparsity on relu codes
+    StackedAutoencoder(
+        (6, 3),
+        code_activation="relu",
+        sparsity=0.01,
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=1,
+        pretrain_epochs=4,
+        finetune_epochs=4,
+        **SMALL,
+    ),
 ]
 
 
@@ -60,3 +107,25 @@ def _unit_interval_data_for_bce(monkeypatch):
 @parametrize_with_checks(CONFIGURATIONS)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+WARM_START = StackedAutoencoder((6, 3), warm_start=True, pretrain_epochs=2, finetune_epochs=2, **SMALL)
+
+# warm_start=True is defined to make a second fit continue from the first.
+# These checks fit an instance, fit it again and expect the first result
+# back, so with warm start they must fail, and for that reason alone.
+REFIT_SAME_INSTANCE = {"check_pipeline_consistency", "check_transformer_data_not_an_array", "check_transformer_general"}
+
+
+def _check_name(check):
+    return check.func.__name__ if isinstance(check, partial) else check.__name__
+
+
+@parametrize_with_checks([WARM_START])
+def test_sklearn_checks_with_warm_start(estimator, check):
+    if _check_name(check) not in REFIT_SAME_INSTANCE:
+        check(estimator)
+        return
+    with pytest.raises(AssertionError, match=r"not consistent|Not equal to tolerance"):
+        check(estimator)
+    check(clone(estimator).set_params(warm_start=False))
