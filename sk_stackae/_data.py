@@ -133,6 +133,22 @@ def place_rows(tensor, device):
     return HostRows(tensor, device)
 
 
+@torch.no_grad()
+def column_means(rows, indices=None):
+    """Mean of every column over the rows at ``indices`` (all rows by default), on the device.
+
+    Sums in float64, an inference batch at a time, so sparse rows are never
+    densified whole and the mean of many float32 rows keeps its precision.
+    """
+    batch_size = inference_batch_size((rows.n_columns,), 1)
+    if indices is None:
+        indices = torch.arange(rows.n_rows, device=rows.index_device)
+    total = torch.zeros(rows.n_columns, dtype=torch.float64, device=rows.device)
+    for start in range(0, len(indices), batch_size):
+        total += rows.take(indices[start : start + batch_size]).sum(dim=0, dtype=torch.float64)
+    return (total / len(indices)).float()
+
+
 def inference_batch_size(widths, batch_size):
     """Rows per inference batch: large, with bounded activation memory."""
     return max(batch_size, _INFERENCE_VALUES_PER_BATCH // max(widths))

@@ -17,7 +17,7 @@ from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
 
-from ._data import cache_codes, inference_batch_size, map_row_batches, training_rows
+from ._data import cache_codes, column_means, inference_batch_size, map_row_batches, training_rows
 from ._device import device_for_loading, resolve_device, state_to_cpu, tree_to_cpu
 from ._network import ACTIVATIONS, build_network
 from ._progress import make_progress
@@ -433,6 +433,8 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             pretraining = None
         else:
             pretraining = self._pretrain(network, rows, split, options, generator, progress)
+            if self.pretrain_epochs == 0:
+                _start_reconstruction_at_mean(network, 0, rows, split)
         finetune = self._finetune(network, rows, split, options, generator, progress)
         self._warn_if_not_converged(pretraining, finetune)
 
@@ -457,14 +459,16 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         X, hidden_layer_sizes = self._validate_training_input(X, reset=first_call)
         device = resolve_device(self.device)
         options = self._training_options()
+        rows = training_rows(X, device)
         if first_call:
             generator = _seeded_generator(self.random_state)
             network = self._new_network(X.shape[1], hidden_layer_sizes, device, generator)
+            _start_reconstruction_at_mean(network, 0, rows, None)
             optimizer = None
         else:
             generator = getattr(self, "_generator", None) or _seeded_generator(self.random_state)
             network, optimizer = self._continued_training_state(X.shape[1], hidden_layer_sizes, device)
-        phase = self._finetune_phase(network, training_rows(X, device), None, epochs=1)
+        phase = self._finetune_phase(network, rows, None, epochs=1)
         optimizer = optimizer or make_optimizer(options, phase.parameters, min(options.batch_size, X.shape[0]))
         result = train_phase(
             phase, replace(options, early_stopping=False), generator, make_progress(self.verbose), optimizer
@@ -578,6 +582,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                     network.widths[k],
                     inference_batch_size(network.widths[k - 1 : k + 1], options.batch_size),
                 )
+            _start_reconstruction_at_mean(network, k, layer_rows, split)
             phase = Phase(
                 name=f"pretrain layer {k + 1}/{n_layers}",
                 parameters=network.layer_parameters(k),
@@ -848,6 +853,12 @@ def _unchanged_on_failure(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
         raise
+
+
+def _start_reconstruction_at_mean(network, k, rows, split):
+    """Start layer pair ``k``'s reconstruction at the mean of its training rows."""
+    train_indices = None if split is None else split[0].to(rows.index_device)
+    network.start_reconstruction_at(k, column_means(rows, train_indices))
 
 
 def _split_on(split, rows):

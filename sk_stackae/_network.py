@@ -36,6 +36,53 @@ ACTIVATIONS = {
 UNIT_INTERVAL_ACTIVATIONS = frozenset({"logistic", "sigmoid"})
 
 
+def _logit(p):
+    return torch.logit(p, eps=1e-6)
+
+
+def _atanh(y):
+    return torch.atanh(y.clamp(-1 + 1e-6, 1 - 1e-6))
+
+
+def _inverse_relu(y):
+    return y.clamp(min=0)
+
+
+def _inverse_leaky_relu(y):
+    return torch.where(y >= 0, y, y / 0.01)
+
+
+def _inverse_elu(y):
+    return torch.where(y >= 0, y, torch.log1p(y.clamp(min=-1 + 1e-6)))
+
+
+def _inverse_gelu(y, iterations=50):
+    # GELU has no closed-form inverse; bisect on its increasing branch.
+    y = y.clamp(min=-0.16)
+    low = torch.full_like(y, -0.75)
+    high = y.abs() + 1.0
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        too_low = F.gelu(middle) < y
+        low = torch.where(too_low, middle, low)
+        high = torch.where(too_low, high, middle)
+    return (low + high) / 2
+
+
+# Pre-activation values that give a wanted activation: used to start a
+# reconstruction layer at the mean of its target.
+INVERSE_ACTIVATIONS = {
+    "identity": _identity,
+    "logistic": _logit,
+    "sigmoid": _logit,
+    "tanh": _atanh,
+    "relu": _inverse_relu,
+    "leaky_relu": _inverse_leaky_relu,
+    "elu": _inverse_elu,
+    "gelu": _inverse_gelu,
+}
+
+
 def _he_uniform(weight, generator):
     nn.init.kaiming_uniform_(weight, nonlinearity="relu", generator=generator)
 
@@ -172,6 +219,21 @@ class StackedAutoencoderNetwork(nn.Module):
         initializer = INITIALIZERS[self.activation]
         for layer in (*self.encoder, *self.decoder):
             layer.reset_parameters(initializer, generator)
+
+    @torch.no_grad()
+    def start_reconstruction_at(self, k, target_mean):
+        """Make decoder layer ``k`` output ``target_mean`` whatever its input.
+
+        Its weight starts at zero (unless tied to the encoder's) and its bias
+        at the pre-activation of the mean, so a shallow autoencoder begins by
+        predicting the mean of what it reconstructs, as PCA centres the data,
+        instead of adding the noise of a random map to it.
+        """
+        layer = self.decoder[k]
+        if isinstance(layer, DenseLayer):
+            layer.weight.zero_()
+        inverse = INVERSE_ACTIVATIONS[self.decoder_activation_names[k]]
+        layer.bias.copy_(inverse(target_mean.to(layer.bias)))
 
     def layer_parameters(self, k):
         """The parameters that pretraining phase ``k`` trains: layer pair ``k``."""

@@ -83,6 +83,9 @@ def make_optimizer(options, parameters, batch_size):
     the squared error itself, hence the factor 2. AdamW decouples weight
     decay from the gradient, so there ``alpha`` is its decay rate as is.
     """
+    if options.alpha == 0:
+        # One group: one fused update per step instead of two.
+        return OPTIMIZERS[options.optimizer]([{"params": list(parameters), "weight_decay": 0.0}], options)
     weights = [p for p in parameters if p.ndim > 1]
     biases = [p for p in parameters if p.ndim <= 1]
     decay = options.alpha if options.optimizer == "adamw" else 2.0 * options.alpha / batch_size

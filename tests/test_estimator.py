@@ -60,7 +60,9 @@ def test_bce_score_is_minus_the_binary_cross_entropy(digits):
 def test_training_lowers_the_reconstruction_error(digits):
     X, _ = digits
     model = StackedAutoencoder((32, 8), pretrain_epochs=5, finetune_epochs=20, random_state=0).fit(X)
-    assert model.loss_curve_[-1] < 0.5 * model.loss_curve_[0]
+    assert model.loss_curve_[-1] < 0.8 * model.loss_curve_[0]
+    # Far better than predicting the mean of every pixel, which costs the variance.
+    assert -model.score(X) < 0.5 * X.var(axis=0).mean()
     # The training loss and score measure the same thing.
     assert -model.score(X) == pytest.approx(model.loss_curve_[-1], rel=0.2)
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from sk_stackae._network import ACTIVATIONS, StackedAutoencoderNetwork, build_network
+from sk_stackae._network import ACTIVATIONS, INVERSE_ACTIVATIONS, StackedAutoencoderNetwork, build_network
 
 
 def make_network(hidden=(16, 8, 4), activation="relu", **kwargs):
@@ -101,3 +101,28 @@ def test_build_network_rebuilds_the_architecture_from_its_config():
     twin.load_state_dict(network.state_dict())
     x = torch.randn(4, 20)
     torch.testing.assert_close(twin.decode(twin.encode(x)), network.decode(network.encode(x)))
+
+
+@pytest.mark.parametrize("name", sorted(INVERSE_ACTIVATIONS))
+def test_inverse_activations_recover_the_pre_activation_of_reachable_values(name):
+    pre_activation = torch.linspace(-0.5, 3.0, 50)
+    values = ACTIVATIONS[name](pre_activation)
+    torch.testing.assert_close(ACTIVATIONS[name](INVERSE_ACTIVATIONS[name](values)), values, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("output_activation", ["identity", "sigmoid"])
+def test_a_reconstruction_started_at_the_mean_predicts_the_mean_for_any_input(output_activation):
+    network = make_network(output_activation=output_activation)
+    mean = torch.rand(20) * 0.8 + 0.1
+    network.start_reconstruction_at(0, mean)
+    assert torch.count_nonzero(network.decoder[0].weight) == 0
+    reconstruction = network.decode(network.encode(torch.randn(7, 20)))
+    torch.testing.assert_close(reconstruction, mean.expand(7, 20), atol=1e-5, rtol=1e-5)
+
+
+def test_a_tied_reconstruction_keeps_the_shared_weight_and_moves_only_its_bias():
+    network = make_network(tied_weights=True)
+    weight = network.encoder[1].weight.detach().clone()
+    network.start_reconstruction_at(1, torch.full((16,), 0.3))
+    assert torch.equal(network.encoder[1].weight, weight)
+    torch.testing.assert_close(network.decoder[1].bias, torch.full((16,), 0.3))

@@ -150,3 +150,21 @@ def test_pretraining_gives_the_finetune_a_better_start(digits):
     pretrained = StackedAutoencoder((32, 16, 8), pretrain_epochs=10, finetune_epochs=2, **common).fit(X)
     scratch = StackedAutoencoder((32, 16, 8), pretrain_epochs=0, finetune_epochs=2, **common).fit(X)
     assert pretrained.loss_curve_[0] < scratch.loss_curve_[0]
+
+
+def test_each_phase_starts_by_predicting_the_mean_of_what_it_reconstructs(monkeypatch, blobs):
+    starts = []
+    original_train_phase = estimator_module.train_phase
+
+    def recording_train_phase(phase, *args, **kwargs):
+        rows = phase.rows.tensor
+        with torch.no_grad():
+            pre_activation, _ = phase.forward(rows)
+        starts.append((phase.loss(pre_activation, rows).item(), rows.var(dim=0, unbiased=False).mean().item()))
+        return original_train_phase(phase, *args, **kwargs)
+
+    monkeypatch.setattr(estimator_module, "train_phase", recording_train_phase)
+    StackedAutoencoder((10, 6), pretrain_epochs=1, finetune_epochs=0, random_state=0).fit(blobs)
+    # The loss of predicting every column's mean is the mean column variance.
+    for loss, variance in starts:
+        assert loss == pytest.approx(variance, rel=1e-4)
