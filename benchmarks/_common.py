@@ -1,6 +1,7 @@
 """Shared pieces of the benchmark scripts: datasets, FLOP counts, the GEMM peak, tables."""
 
 import gzip
+import itertools
 import os
 import platform
 import statistics
@@ -55,12 +56,12 @@ def training_flops(widths, n_samples, epochs):
     first (the data needs no gradient). Activations and the optimiser are
     not counted.
     """
-    products = [a * b for a, b in zip(widths[:-1], widths[1:], strict=True)]
+    products = [a * b for a, b in itertools.pairwise(widths)]
     per_row = 2 * sum(products) + 2 * sum(products) + 2 * sum(products[1:])
     return per_row * n_samples * epochs
 
 
-def gemm_peak_gflops(size=2048, repeats=5):
+def gemm_peak_gflops(size=4096, repeats=5):
     """Median fp32 ``torch.mm`` rate on this machine, now, in GFLOP/s."""
     a = torch.randn(size, size)
     b = torch.randn(size, size)

@@ -155,7 +155,7 @@ def inference_batch_size(widths, batch_size):
 
 
 @torch.no_grad()
-def cache_codes(encode, rows, width, batch_size):
+def cache_codes(encode, rows, width, batch_size, *, reuse_storage=False):
     """Run a frozen ``encode`` once over every row and keep the result.
 
     Parameters
@@ -168,6 +168,10 @@ def cache_codes(encode, rows, width, batch_size):
         Width of the codes.
     batch_size : int
         Rows per no-grad batch (large: nothing is kept for backward).
+    reuse_storage : bool, default=False
+        Whether ``rows`` is an earlier cache that may be overwritten. Codes
+        no wider than their input are then written over it, so the greedy
+        stage never holds more than its widest cache besides the data.
 
     Returns
     -------
@@ -176,12 +180,17 @@ def cache_codes(encode, rows, width, batch_size):
         memory.
     """
     device = rows.device
-    n_bytes = rows.n_rows * width * 4
-    on_device = fits_on_device(n_bytes, device)
-    if on_device:
+    if reuse_storage and width <= rows.n_columns and isinstance(rows, TensorRows | HostRows):
+        # Batch i's codes land at or before the rows batch i has just read,
+        # never on rows a later batch has still to read.
+        cache = rows.tensor.view(-1)[: rows.n_rows * width].view(rows.n_rows, width)
+        on_device = isinstance(rows, TensorRows)
+    elif fits_on_device(rows.n_rows * width * 4, device):
         cache = torch.empty(rows.n_rows, width, device=device)
+        on_device = True
     else:
         cache = torch.empty(rows.n_rows, width, pin_memory=True)
+        on_device = False
     start = 0
     for batch in rows.slices(batch_size):
         stop = start + len(batch)
@@ -203,7 +212,7 @@ def iter_row_batches(X, batch_size, device, dtype=np.float32):
         yield start, stop, as_tensor(block, dtype).to(device)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def map_row_batches(function, X, *, batch_size, device, width, dtype):
     """Apply ``function`` to ``X`` in batches, gathering a numpy result.
 

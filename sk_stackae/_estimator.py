@@ -175,6 +175,16 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         The smallest improvement of the validation score that counts, with
         early stopping.
 
+    precision : {"float32", "tf32", "bfloat16"}, default="float32"
+        Arithmetic of the matrix products during training; the weights, the
+        optimiser and the losses stay float32, and inference always
+        computes in the input's float dtype. ``"bfloat16"`` runs forward and
+        backward passes under ``torch.autocast`` in bfloat16, which pays on
+        GPUs and on CPUs with bfloat16 units (AMX, AVX512-BF16), and rounds
+        the products to about three significant digits. ``"tf32"`` lets
+        NVIDIA GPUs use TensorFloat-32 products (the flag is set during
+        training only and put back); on the CPU it is ``"float32"``.
+
     device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
         Where the network trains and runs: ``"auto"`` picks CUDA when it is
         available, else the CPU; ``"cuda:N"`` picks a GPU by index.
@@ -297,6 +307,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "precision": [StrOptions({"float32", "tf32", "bfloat16"})],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -328,6 +339,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
+        precision="float32",
         device="auto",
         random_state=None,
         verbose=0,
@@ -355,6 +367,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.precision = precision
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -509,6 +522,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             early_stopping=bool(self.early_stopping),
             n_iter_no_change=int(self.n_iter_no_change),
             tol=float(self.tol),
+            precision=self.precision,
         )
 
     def _architecture(self, n_features, hidden_layer_sizes):
@@ -581,6 +595,8 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                     layer_rows,
                     network.widths[k],
                     inference_batch_size(network.widths[k - 1 : k + 1], options.batch_size),
+                    # The previous cache is ours to overwrite; X is not.
+                    reuse_storage=k > 1,
                 )
             _start_reconstruction_at_mean(network, k, layer_rows, split)
             phase = Phase(

@@ -9,6 +9,7 @@ scikit-learn, and the estimator knows nothing about optimiser steps.
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -152,6 +153,25 @@ class TrainingOptions:
     early_stopping: bool = False
     n_iter_no_change: int = 10
     tol: float = 1e-4
+    precision: str = "float32"
+
+
+@contextmanager
+def matmul_precision(precision, device):
+    """Let CUDA float32 matrix products use TF32 for ``precision="tf32"``, and only then.
+
+    The flag is global in torch, so it is set for the duration of training
+    and put back as the caller had it.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 @dataclass
@@ -215,6 +235,8 @@ class _Objective:
 
     def __init__(self, phase, options, generator):
         self.phase = phase
+        self.autocast = options.precision == "bfloat16"
+        self.device_type = phase.rows.device.type
         self.noise = NOISES[options.noise] if options.noise is not None and options.noise_level > 0 else None
         self.noise_level = options.noise_level
         self.dropout = options.dropout
@@ -226,11 +248,14 @@ class _Objective:
     def __call__(self, clean):
         """Return ``(objective, reconstruction_loss)`` for a batch of clean rows."""
         inputs = clean if self.noise is None else self.noise(clean, self.noise_level, self.generator)
-        pre_activation, codes = self.phase.forward(inputs, dropout=self.dropout, generator=self.generator)
-        loss = self.phase.loss(pre_activation, clean)
+        # autocast is thread-local: the caller's own torch code is unaffected.
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.autocast):
+            pre_activation, codes = self.phase.forward(inputs, dropout=self.dropout, generator=self.generator)
+        # Losses and penalties are computed in float32 whatever the products ran in.
+        loss = self.phase.loss(pre_activation.float(), clean)
         if not self.sparsity:
             return loss, loss
-        penalty = sum(p(code, self.sparsity_target) for p, code in zip(self.penalties, codes, strict=True))
+        penalty = sum(p(code.float(), self.sparsity_target) for p, code in zip(self.penalties, codes, strict=True))
         return loss + self.sparsity * penalty, loss
 
 
@@ -302,55 +327,76 @@ def train_phase(phase, options, generator, progress=None, optimizer=None):
         When an epoch's loss is not finite; the message names the phase and
         the epoch.
     """
-    progress = progress or SilentProgress()
-    rows = phase.rows
-    train_indices = phase.train_indices
-    n_train = rows.n_rows if train_indices is None else len(train_indices)
-    batch_size = min(options.batch_size, n_train)
-    if optimizer is None:
-        optimizer = make_optimizer(options, phase.parameters, batch_size)
-    objective = _Objective(phase, options, _device_generator(generator, rows.device))
-    early_stopping = None
-    result = PhaseResult()
-    if options.early_stopping:
-        early_stopping = _EarlyStopping(phase.parameters, options.n_iter_no_change, options.tol)
-        result.validation_scores = []
+    return _PhaseTrainer(phase, options, generator, progress, optimizer).train()
 
-    progress.phase_started(phase)
-    for epoch in range(1, phase.epochs + 1):
-        started = time.perf_counter()
-        order = torch.randperm(n_train, generator=generator).to(rows.index_device, non_blocking=True)
-        if train_indices is not None:
-            order = train_indices[order]
+
+class _PhaseTrainer:
+    """Runs :func:`train_phase` in small steps: epochs, batches, validation."""
+
+    def __init__(self, phase, options, generator, progress, optimizer):
+        self.phase = phase
+        self.options = options
+        self.rows = phase.rows
+        self.generator = generator
+        self.progress = progress or SilentProgress()
+        self.n_train = self.rows.n_rows if phase.train_indices is None else len(phase.train_indices)
+        self.batch_size = min(options.batch_size, self.n_train)
+        self.optimizer = optimizer or make_optimizer(options, phase.parameters, self.batch_size)
+        self.objective = _Objective(phase, options, _device_generator(generator, self.rows.device))
+        self.result = PhaseResult()
+        self.early_stopping = None
+        if options.early_stopping:
+            self.early_stopping = _EarlyStopping(phase.parameters, options.n_iter_no_change, options.tol)
+            self.result.validation_scores = []
+
+    def train(self):
+        self.progress.phase_started(self.phase)
+        with matmul_precision(self.options.precision, self.rows.device):
+            for epoch in range(1, self.phase.epochs + 1):
+                started = time.perf_counter()
+                loss = self.run_epoch(epoch)
+                self.result.loss_curve.append(loss)
+                score = None
+                if self.early_stopping is not None:
+                    score = self.validation_score()
+                    self.result.validation_scores.append(score)
+                self.progress.epoch_ended(self.phase, epoch, loss, time.perf_counter() - started, score)
+                if self.early_stopping is not None and self.early_stopping.should_stop(score):
+                    self.result.stopped_early = True
+                    break
+        if self.early_stopping is not None and self.early_stopping.best_weights is not None:
+            self.early_stopping.restore_best_weights()
+        self.progress.phase_ended(self.phase)
+        return self.result
+
+    def run_epoch(self, epoch):
+        """One pass over the training rows in shuffled batches; the mean loss."""
+        order = torch.randperm(self.n_train, generator=self.generator).to(self.rows.index_device, non_blocking=True)
+        if self.phase.train_indices is not None:
+            order = self.phase.train_indices[order]
         # Summed on the device and read once per epoch: no host-device sync
         # inside the epoch.
-        epoch_loss_sum = torch.zeros((), device=rows.device)
-        for start in range(0, n_train, batch_size):
-            clean = rows.take(order[start : start + batch_size])
-            total, loss = objective(clean)
-            optimizer.zero_grad()
-            total.backward()
-            optimizer.step()
-            epoch_loss_sum.add_(loss.detach(), alpha=clean.shape[0])
-        epoch_loss = epoch_loss_sum.item() / n_train
-        if not math.isfinite(epoch_loss):
+        loss_sum = torch.zeros((), device=self.rows.device)
+        for start in range(0, self.n_train, self.batch_size):
+            clean = self.rows.take(order[start : start + self.batch_size])
+            loss_sum.add_(self.train_step(clean), alpha=clean.shape[0])
+        loss = loss_sum.item() / self.n_train
+        if not math.isfinite(loss):
             raise DivergenceError(
-                f"Training diverged: the loss became {epoch_loss} in {phase.name} at epoch "
-                f"{epoch}/{phase.epochs}. Lower learning_rate (now {options.learning_rate}) "
+                f"Training diverged: the loss became {loss} in {self.phase.name} at epoch "
+                f"{epoch}/{self.phase.epochs}. Lower learning_rate (now {self.options.learning_rate}) "
                 "or scale the input, e.g. with StandardScaler or MinMaxScaler."
             )
-        result.loss_curve.append(epoch_loss)
-        score = None
-        if early_stopping is not None:
-            score = -validation_loss(
-                phase, phase.validation_indices, inference_batch_size((rows.n_columns,), batch_size)
-            )
-            result.validation_scores.append(score)
-        progress.epoch_ended(phase, epoch, epoch_loss, time.perf_counter() - started, score)
-        if early_stopping is not None and early_stopping.should_stop(score):
-            result.stopped_early = True
-            break
-    if early_stopping is not None and early_stopping.best_weights is not None:
-        early_stopping.restore_best_weights()
-    progress.phase_ended(phase)
-    return result
+        return loss
+
+    def train_step(self, clean):
+        """One optimiser step on a batch; its reconstruction loss, detached."""
+        total, loss = self.objective(clean)
+        self.optimizer.zero_grad()
+        total.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def validation_score(self):
+        indices = self.phase.validation_indices
+        return -validation_loss(self.phase, indices, inference_batch_size((self.rows.n_columns,), self.batch_size))

@@ -108,3 +108,18 @@ def test_map_row_batches_gathers_results_in_the_requested_dtype(dtype, array):
         lambda batch: batch[:, :2] * 2, sp.csr_matrix(array), batch_size=7, device=CPU, width=2, dtype=dtype
     )
     np.testing.assert_allclose(codes, array[:, :2] * 2, rtol=1e-6)
+
+
+def test_a_narrower_cache_can_overwrite_its_input_in_place():
+    source = torch.arange(60.0).reshape(10, 6)
+    rows = TensorRows(source.clone())
+    cache = cache_codes(lambda batch: batch[:, :4] * 2, rows, 4, batch_size=3, reuse_storage=True)
+    assert cache.tensor.data_ptr() == rows.tensor.data_ptr()
+    torch.testing.assert_close(cache.tensor, source[:, :4] * 2)
+
+
+def test_a_wider_cache_gets_storage_of_its_own():
+    rows = TensorRows(torch.arange(20.0).reshape(10, 2))
+    cache = cache_codes(lambda batch: batch.repeat(1, 2), rows, 4, batch_size=3, reuse_storage=True)
+    assert cache.tensor.data_ptr() != rows.tensor.data_ptr()
+    torch.testing.assert_close(cache.tensor, rows.tensor.repeat(1, 2))

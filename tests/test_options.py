@@ -444,3 +444,16 @@ def test_verbose_1_lines_carry_the_validation_score_with_early_stopping(capsys, 
         early_stopper(pretrain_epochs=0, finetune_epochs=1, verbose=1).fit(blobs)
     (line,) = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"finetune epoch 1/1 loss \S+ validation score -\S+ \d+\.\d\ds", line)
+
+
+# -------------------------------------------------------------- precision
+
+
+def test_bfloat16_precision_trains_and_keeps_float_outputs(digits):
+    X, _ = digits
+    model = StackedAutoencoder((32, 8), precision="bfloat16", pretrain_epochs=2, finetune_epochs=5, random_state=0)
+    model.fit(X.astype(np.float32))
+    reference = StackedAutoencoder((32, 8), pretrain_epochs=2, finetune_epochs=5, random_state=0).fit(X)
+    assert model.transform(X.astype(np.float32)).dtype == np.float32
+    assert model.score(X) == pytest.approx(reference.score(X), rel=0.1)
+    assert not torch.is_autocast_enabled("cpu")

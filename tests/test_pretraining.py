@@ -42,6 +42,7 @@ def recorded_fit(monkeypatch, blobs):
             {
                 "name": phase.name,
                 "rows": phase.rows,
+                "rows_at_start": phase.rows.tensor.clone(),
                 "calls": Counter(forward_calls) - before,
                 "calls_before": before,
                 "state": {k: v.clone() for k, v in networks[-1].state_dict().items()},
@@ -97,8 +98,8 @@ def test_cached_codes_are_the_frozen_layers_output_without_autograd(recorded_fit
         h1 = network.encode_layer(0, inputs)
         h2 = network.encode_layer(1, h1)
     for phase, expected in ((phases[1], h1), (phases[2], h2)):
-        cache = phase["rows"].tensor
-        assert not cache.requires_grad and cache.grad_fn is None
+        cache = phase["rows_at_start"]
+        assert not phase["rows"].tensor.requires_grad and phase["rows"].tensor.grad_fn is None
         torch.testing.assert_close(cache, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -168,3 +169,12 @@ def test_each_phase_starts_by_predicting_the_mean_of_what_it_reconstructs(monkey
     # The loss of predicting every column's mean is the mean column variance.
     for loss, variance in starts:
         assert loss == pytest.approx(variance, rel=1e-4)
+
+
+def test_narrower_caches_overwrite_the_previous_cache_and_never_the_data(recorded_fit, blobs):
+    _, phases, _ = recorded_fit
+    data, h1, h2 = (phase["rows"].tensor for phase in phases)
+    assert data.data_ptr() != h1.data_ptr()
+    assert h2.data_ptr() == h1.data_ptr()
+    # The data the user passed is untouched.
+    np.testing.assert_array_equal(data.numpy(), blobs.astype(np.float32))

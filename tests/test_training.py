@@ -3,6 +3,7 @@
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from sk_stackae._data import TensorRows
 from sk_stackae._network import StackedAutoencoderNetwork
@@ -14,6 +15,7 @@ from sk_stackae._training import (
     TrainingOptions,
     _EarlyStopping,
     make_optimizer,
+    matmul_precision,
     sparsity_penalty_for,
     train_phase,
     validation_loss,
@@ -353,3 +355,63 @@ def _no_grad_marker(forward):
         return forward(inputs, **kwargs)
 
     return marked
+
+
+# ------------------------------------------------------------- precision
+
+
+class _RecordMatmulDtypes(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.dtypes = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm):
+            self.dtypes.add(args[-1].dtype)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize(("precision", "expected"), [("float32", torch.float32), ("bfloat16", torch.bfloat16)])
+def test_precision_sets_the_dtype_of_the_matrix_products(precision, expected, data):
+    options = TrainingOptions(precision=precision, learning_rate=1e-2, batch_size=16)
+    recorder = _RecordMatmulDtypes()
+    network = make_network()
+    with recorder:
+        result = train_phase(finetune_phase(network, data, epochs=3), options, torch.Generator().manual_seed(0))
+    assert recorder.dtypes == {expected}
+    assert all(p.dtype == torch.float32 for p in network.parameters())
+    assert result.loss_curve[-1] < result.loss_curve[0]
+    assert not torch.is_autocast_enabled("cpu")
+
+
+def test_bfloat16_training_lands_close_to_float32(data):
+    curves = {}
+    for precision in ("float32", "bfloat16"):
+        options = TrainingOptions(precision=precision, learning_rate=1e-2, batch_size=16)
+        phase = finetune_phase(make_network(), data, epochs=20)
+        curves[precision] = train_phase(phase, options, torch.Generator().manual_seed(0)).loss_curve
+    assert curves["bfloat16"][-1] == pytest.approx(curves["float32"][-1], rel=0.2)
+
+
+def test_tf32_is_float32_on_the_cpu(data):
+    curves = []
+    for precision in ("float32", "tf32"):
+        options = TrainingOptions(precision=precision, learning_rate=1e-2, batch_size=16)
+        curves.append(train_phase(finetune_phase(make_network(), data), options, torch.Generator().manual_seed(0)))
+    assert curves[0].loss_curve == curves[1].loss_curve
+
+
+@pytest.mark.parametrize("caller_setting", [False, True])
+def test_tf32_flag_is_set_for_cuda_training_only_and_put_back(caller_setting):
+    torch.backends.cuda.matmul.allow_tf32 = caller_setting
+    try:
+        with matmul_precision("tf32", torch.device("cuda", 0)):
+            assert torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32 is caller_setting
+        with matmul_precision("float32", torch.device("cuda", 0)):
+            assert not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32 is caller_setting
+        with matmul_precision("tf32", torch.device("cpu")):
+            assert torch.backends.cuda.matmul.allow_tf32 is caller_setting
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False

@@ -1,0 +1,259 @@
+"""What the code cache buys greedy layer-wise pretraining, phase by phase.
+
+Three ways to run the greedy stage of the same stack, on the same data, in
+one run, alternated round by round:
+
+- **cached** (what ``StackedAutoencoder.fit`` does): after phase k-1 the
+  codes of the whole training set are computed once, without autograd, and
+  phase k trains on them. The time of phase k counts its cache pass.
+- **naive**: phase k trains on the input rows and runs the frozen layers
+  1..k-1 (without autograd) on every batch of every epoch, which is what a
+  hand-written greedy loop over ``X`` does. It uses the same training loop,
+  optimiser and batches as the cached way; only the input of the phase
+  differs.
+- **isolated**: a one-layer ``StackedAutoencoder`` fitted on the cached
+  codes of phase k, i.e. the cost of a plain shallow autoencoder of the same
+  shape on the same data: the least phase k can cost.
+
+Run ``python benchmarks/bench_pretraining.py --data-dir ../shared/datasets/mnist``
+(784-1000-500-250-30 on MNIST's 60000 training images); without
+``--data-dir`` a synthetic 20000 x 784 set is used. ``--plot FILE`` draws
+the per-phase times as a bar chart (needs matplotlib).
+"""
+
+import argparse
+import statistics
+import time
+from collections import defaultdict
+from functools import partial
+
+import numpy as np
+import torch
+from _common import load_mnist_like, machine_description, print_table, synthetic_manifold
+
+import sk_stackae._estimator as estimator_module
+from sk_stackae import StackedAutoencoder
+from sk_stackae._data import TensorRows, as_tensor
+from sk_stackae._training import Phase, ReconstructionLoss, TrainingOptions, train_phase
+
+
+def estimator(hidden, epochs, seed):
+    return StackedAutoencoder(
+        hidden,
+        activation="relu",
+        pretrain_epochs=epochs,
+        finetune_epochs=0,
+        batch_size=256,
+        device="cpu",
+        random_state=seed,
+    )
+
+
+def cached_greedy(X, hidden, epochs, seed):
+    """Seconds of each phase of ``fit``'s greedy stage (cache pass included), and the caches."""
+    phase_seconds = []
+    cache_seconds = []
+    caches = [X]
+    original_train_phase = estimator_module.train_phase
+    original_cache_codes = estimator_module.cache_codes
+
+    def timed_train_phase(phase, *args, **kwargs):
+        started = time.perf_counter()
+        result = original_train_phase(phase, *args, **kwargs)
+        phase_seconds.append(time.perf_counter() - started)
+        return result
+
+    def timed_cache_codes(*args, **kwargs):
+        started = time.perf_counter()
+        rows = original_cache_codes(*args, **kwargs)
+        cache_seconds.append(time.perf_counter() - started)
+        caches.append(rows.tensor.numpy().copy())
+        return rows
+
+    estimator_module.train_phase = timed_train_phase
+    estimator_module.cache_codes = timed_cache_codes
+    try:
+        model = estimator(hidden, epochs, seed).fit(X)
+    finally:
+        estimator_module.train_phase = original_train_phase
+        estimator_module.cache_codes = original_cache_codes
+    totals = [phase_seconds[0]] + [t + c for t, c in zip(phase_seconds[1:], cache_seconds, strict=True)]
+    return totals, caches, model
+
+
+def naive_greedy(X, hidden, epochs, seed):
+    """Seconds of each phase when the frozen layers run on every batch instead of once."""
+    model = estimator(hidden, epochs, seed)
+    network = model._new_network(
+        X.shape[1], tuple(hidden), torch.device("cpu"), estimator_module._seeded_generator(seed)
+    )
+    generator = estimator_module._seeded_generator(seed)
+    rows = TensorRows(as_tensor(X))
+    options = TrainingOptions(batch_size=256)
+    seconds = []
+    for k in range(network.n_layers):
+        frozen = partial(_frozen_codes, network, k)
+        target = {}
+
+        def forward(inputs, *, dropout=0.0, generator=None, frozen=frozen, target=target, k=k):
+            with torch.no_grad():
+                target["codes"] = frozen(inputs)
+            return network.reconstruct_layer(k, target["codes"], dropout=dropout, generator=generator)
+
+        base_loss = ReconstructionLoss("mse", network.decoder_activation_names[k])
+        started = time.perf_counter()
+        with torch.no_grad():
+            network.start_reconstruction_at(k, frozen(rows.tensor).mean(dim=0))
+        phase = Phase(
+            name=f"naive layer {k + 1}",
+            parameters=network.layer_parameters(k),
+            forward=forward,
+            loss=lambda pre, _, base_loss=base_loss, target=target: base_loss(pre, target["codes"]),
+            code_activations=[network.encoder_activation_names[k]],
+            rows=rows,
+            epochs=epochs,
+        )
+        train_phase(phase, options, generator)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def _frozen_codes(network, k, inputs):
+    hidden = inputs
+    for j in range(k):
+        hidden = network.encode_layer(j, hidden)
+    return hidden
+
+
+def isolated_shallow(caches, hidden, epochs, seed):
+    """Seconds to fit a one-layer StackedAutoencoder on each phase's input."""
+    seconds = []
+    for k, codes in enumerate(caches):
+        model = StackedAutoencoder(
+            (hidden[k],),
+            code_activation="relu" if k < len(hidden) - 1 else "identity",
+            pretrain_epochs=epochs,
+            finetune_epochs=0,
+            batch_size=256,
+            device="cpu",
+            random_state=seed,
+        )
+        started = time.perf_counter()
+        model.fit(codes)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", help="folder with the MNIST IDX gzip files (else synthetic data)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs of every phase (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated repetitions (default 3)")
+    parser.add_argument("--plot", help="write a bar chart of the per-phase times to this file")
+    args = parser.parse_args(argv)
+
+    if args.data_dir:
+        X = load_mnist_like(args.data_dir)[0]
+        name = "MNIST train"
+    else:
+        X = synthetic_manifold(20000)
+        name = "synthetic"
+    hidden = (1000, 500, 250, 30)
+    print(f"machine: {machine_description()}")
+    print(
+        f"{name}: {X.shape[0]} x {X.shape[1]} float32, stack {X.shape[1]}-{'-'.join(map(str, hidden))}, "
+        f"{args.epochs} epochs per phase, batch 256, Adam(1e-3), {args.rounds} rounds\n"
+    )
+
+    estimator(hidden, 1, 0).fit(X[:512])  # warm-up: imports and thread pools stay out of the timings
+    times = defaultdict(list)
+    for round_ in range(args.rounds):
+        cached, caches, _ = cached_greedy(X, hidden, args.epochs, round_)
+        naive = naive_greedy(X, hidden, args.epochs, round_)
+        isolated = isolated_shallow(caches[: len(hidden)], hidden, args.epochs, round_)
+        for k in range(len(hidden)):
+            times["cached", k].append(cached[k])
+            times["naive", k].append(naive[k])
+            times["isolated", k].append(isolated[k])
+        times["cached", "all"].append(sum(cached))
+        times["naive", "all"].append(sum(naive))
+
+    def median(way, k):
+        return statistics.median(times[way, k])
+
+    def ratio(top, bottom, k):
+        return statistics.median(a / b for a, b in zip(times[top, k], times[bottom, k], strict=True))
+
+    rows = []
+    for k in range(len(hidden)):
+        rows.append(
+            [
+                f"phase {k + 1} ({[X.shape[1], *hidden][k]}-{hidden[k]})",
+                f"{median('cached', k):.2f}",
+                f"{median('naive', k):.2f}",
+                f"{ratio('naive', 'cached', k):.2f}x",
+                f"{median('isolated', k):.2f}",
+                f"{ratio('cached', 'isolated', k):.2f}x",
+            ]
+        )
+    rows.append(
+        [
+            "whole greedy stage",
+            f"{median('cached', 'all'):.2f}",
+            f"{median('naive', 'all'):.2f}",
+            f"{ratio('naive', 'cached', 'all'):.2f}x",
+            "",
+            "",
+        ]
+    )
+    print_table(
+        [
+            "phase",
+            "cached s",
+            "naive s",
+            "naive / cached",
+            "isolated shallow AE s",
+            "cached / isolated",
+        ],
+        rows,
+    )
+    print("\n(phase times are medians over rounds; ratios are medians of the per-round ratios)")
+    if args.plot:
+        plot(times, hidden, X.shape[1], args.plot, name, args.epochs)
+
+
+def plot(times, hidden, n_features, path, name, epochs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"phase {k + 1}\n{[n_features, *hidden][k]}-{hidden[k]}" for k in range(len(hidden))]
+    positions = np.arange(len(hidden))
+    width = 0.27
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for offset, way, colour in (
+        (-width, "naive", "tab:red"),
+        (0, "cached", "tab:blue"),
+        (width, "isolated", "tab:gray"),
+    ):
+        medians = [statistics.median(times[way, k]) for k in range(len(hidden))]
+        ax.bar(positions + offset, medians, width, label=way, color=colour)
+    ax.set_xticks(positions, labels)
+    ax.set_ylabel("seconds")
+    total_cached = statistics.median(times["cached", "all"])
+    total_naive = statistics.median(times["naive", "all"])
+    ax.set_title(
+        f"Greedy pretraining, {name}, {epochs} epochs per phase: cached {total_cached:.1f} s, naive {total_naive:.1f} s"
+    )
+    ax.legend(
+        title="phase k trains on",
+        labels=["X, re-running layers 1..k-1 per batch", "cached codes", "a shallow autoencoder alone"],
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"figure written to {path}")
+
+
+if __name__ == "__main__":
+    main()
