@@ -16,8 +16,9 @@ import torch
 from ._device import fits_on_device
 
 # Inference batches hold about this many float32 values in their widest layer
-# (64 MiB), whatever the widths are.
-_INFERENCE_VALUES_PER_BATCH = 2**24
+# (16 MiB): thousands of rows, enough for matrix products to run at full
+# speed, while the temporaries stay small next to the data.
+_INFERENCE_VALUES_PER_BATCH = 2**22
 
 
 def as_tensor(array, dtype=np.float32):
@@ -125,9 +126,7 @@ def training_rows(X, device):
 
 
 def place_rows(tensor, device):
-    """Rows of a float32 CPU ``tensor``, on ``device`` if they fit there."""
-    if device.type == "cpu":
-        return TensorRows(tensor)
+    """Rows of a float32 CPU ``tensor``, on ``device`` if they fit there, else streamed from the host."""
     if fits_on_device(tensor.nbytes, device):
         return TensorRows(tensor.to(device))
     return HostRows(tensor, device)
@@ -137,15 +136,16 @@ def place_rows(tensor, device):
 def column_means(rows, indices=None):
     """Mean of every column over the rows at ``indices`` (all rows by default), on the device.
 
-    Sums in float64, an inference batch at a time, so sparse rows are never
-    densified whole and the mean of many float32 rows keeps its precision.
+    Sums an inference batch at a time, so sparse rows are never densified
+    whole, and adds the batch sums in float64, so the mean of many float32
+    rows keeps its precision.
     """
     batch_size = inference_batch_size((rows.n_columns,), 1)
     if indices is None:
         indices = torch.arange(rows.n_rows, device=rows.index_device)
     total = torch.zeros(rows.n_columns, dtype=torch.float64, device=rows.device)
     for start in range(0, len(indices), batch_size):
-        total += rows.take(indices[start : start + batch_size]).sum(dim=0, dtype=torch.float64)
+        total += rows.take(indices[start : start + batch_size]).sum(dim=0).double()
     return (total / len(indices)).float()
 
 
@@ -189,7 +189,8 @@ def cache_codes(encode, rows, width, batch_size, *, reuse_storage=False):
         cache = torch.empty(rows.n_rows, width, device=device)
         on_device = True
     else:
-        cache = torch.empty(rows.n_rows, width, pin_memory=True)
+        # Pinned, so that the device writes to it and reads from it asynchronously.
+        cache = torch.empty(rows.n_rows, width, pin_memory=device.type == "cuda")
         on_device = False
     start = 0
     for batch in rows.slices(batch_size):
@@ -198,7 +199,8 @@ def cache_codes(encode, rows, width, batch_size, *, reuse_storage=False):
         start = stop
     if on_device:
         return TensorRows(cache)
-    torch.cuda.synchronize(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the host reads the cache next: the copies must have landed
     return HostRows(cache, device)
 
 

@@ -94,8 +94,8 @@ def test_cache_is_computed_in_large_batches(array):
 
 
 def test_inference_batches_are_large_with_bounded_memory():
-    assert inference_batch_size((784, 1000, 30), 256) == 2**24 // 1000
-    assert inference_batch_size((4, 2), 256) == 2**24 // 4
+    assert inference_batch_size((784, 1000, 30), 256) == 2**22 // 1000
+    assert inference_batch_size((4, 2), 256) == 2**22 // 4
     assert inference_batch_size((10**8, 2), 256) == 256
 
 
@@ -123,3 +123,28 @@ def test_a_wider_cache_gets_storage_of_its_own():
     cache = cache_codes(lambda batch: batch.repeat(1, 2), rows, 4, batch_size=3, reuse_storage=True)
     assert cache.tensor.data_ptr() != rows.tensor.data_ptr()
     torch.testing.assert_close(cache.tensor, rows.tensor.repeat(1, 2))
+
+
+@pytest.fixture
+def nothing_fits_on_the_device(monkeypatch):
+    monkeypatch.setattr("sk_stackae._data.fits_on_device", lambda n_bytes, device: False)
+
+
+def test_rows_that_do_not_fit_on_the_device_are_streamed_from_host_memory(nothing_fits_on_the_device, array):
+    rows = training_rows(array.astype(np.float32), CPU)
+    assert isinstance(rows, HostRows)
+    assert rows.index_device == CPU
+    cache = cache_codes(lambda batch: batch[:, :3], rows, 3, batch_size=8)
+    assert isinstance(cache, HostRows)
+    torch.testing.assert_close(cache.tensor, torch.from_numpy(array.astype(np.float32)[:, :3]))
+
+
+def test_training_from_host_memory_matches_training_on_the_device(monkeypatch, array):
+    from sk_stackae import StackedAutoencoder
+
+    params = {"hidden_layer_sizes": (5, 3), "pretrain_epochs": 2, "finetune_epochs": 2, "random_state": 0}
+    on_device = StackedAutoencoder(**params).fit(array)
+    monkeypatch.setattr("sk_stackae._data.fits_on_device", lambda n_bytes, device: False)
+    streamed = StackedAutoencoder(**params).fit(array)
+    np.testing.assert_array_equal(streamed.transform(array), on_device.transform(array))
+    assert streamed.loss_curve_ == on_device.loss_curve_
