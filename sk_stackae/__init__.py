@@ -1,7 +1,7 @@
 """Deep stacked autoencoders for scikit-learn, trained with PyTorch."""
 
-from ._estimator import StackedAutoencoder
-
 __version__ = "0.1.0.dev0"
+
+from ._estimator import StackedAutoencoder  # after __version__, which its pickles record
 
 __all__ = ["StackedAutoencoder"]

@@ -3,6 +3,7 @@
 import re
 import warnings
 
+import numpy as np
 import torch
 
 _CUDA_SPEC = re.compile(r"cuda(?::(\d+))?")
@@ -87,17 +88,23 @@ def device_for_loading(saved_device):
     return torch.device("cpu")
 
 
-def state_to_cpu(module):
-    """Copy a module's state dict to the CPU, leaving the module untouched."""
-    return tree_to_cpu(module.state_dict())
-
-
-def tree_to_cpu(tree):
-    """The same nesting of dicts, lists and tuples, with every tensor on the CPU."""
+def tree_to_numpy(tree):
+    """The same nesting of dicts, lists and tuples, with every tensor as a numpy array."""
     if isinstance(tree, torch.Tensor):
-        return tree.detach().cpu()
+        return tree.detach().cpu().numpy()
     if isinstance(tree, dict):
-        return {key: tree_to_cpu(value) for key, value in tree.items()}
+        return {key: tree_to_numpy(value) for key, value in tree.items()}
     if isinstance(tree, list | tuple):
-        return type(tree)(tree_to_cpu(value) for value in tree)
+        return type(tree)(tree_to_numpy(value) for value in tree)
+    return tree
+
+
+def tree_to_torch(tree):
+    """Undo :func:`tree_to_numpy`: numpy arrays become CPU tensors."""
+    if isinstance(tree, np.ndarray):
+        return torch.from_numpy(tree)
+    if isinstance(tree, dict):
+        return {key: tree_to_torch(value) for key, value in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(tree_to_torch(value) for value in tree)
     return tree

@@ -17,8 +17,9 @@ from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
 
+from . import __version__
 from ._data import cache_codes, column_means, inference_batch_size, map_row_batches, training_rows
-from ._device import device_for_loading, resolve_device, state_to_cpu, tree_to_cpu
+from ._device import device_for_loading, resolve_device, tree_to_numpy, tree_to_torch
 from ._network import ACTIVATIONS, build_network
 from ._progress import make_progress
 from ._training import (
@@ -31,6 +32,10 @@ from ._training import (
     make_optimizer,
     train_phase,
 )
+
+# Version of what __getstate__ writes; raise it when an older reader could
+# not make sense of the new layout.
+_PICKLE_FORMAT = 1
 
 
 class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -435,34 +440,40 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         options = self._training_options()
         progress = make_progress(self.verbose)
 
-        if continuing:
-            network = self._continued_network(X.shape[1], hidden_layer_sizes, device)
+        record = _TrainingRecord(device=device, batch_size=options.batch_size)
+        with record.guard():
+            if continuing:
+                network = self._continued_network(X.shape[1], hidden_layer_sizes, device)
+            else:
+                network = self._new_network(X.shape[1], hidden_layer_sizes, device, generator)
+            record.network = network
+            rows = training_rows(X, device)
+            split = self._validation_split(rows.n_rows, generator) if self.early_stopping else None
+            if not continuing:
+                self._pretrain(network, rows, split, options, generator, progress, record)
+                if self.pretrain_epochs == 0:
+                    _start_reconstruction_at_mean(network, 0, rows, split)
+            self._finetune(network, rows, split, options, generator, progress, record)
+        if record.interrupted_in is None:
+            self._warn_if_not_converged(record)
         else:
-            network = self._new_network(X.shape[1], hidden_layer_sizes, device, generator)
-        rows = training_rows(X, device)
-        split = self._validation_split(rows.n_rows, generator) if self.early_stopping else None
+            record.warn_interrupted()
 
-        if continuing:
-            pretraining = None
-        else:
-            pretraining = self._pretrain(network, rows, split, options, generator, progress)
-            if self.pretrain_epochs == 0:
-                _start_reconstruction_at_mean(network, 0, rows, split)
-        finetune = self._finetune(network, rows, split, options, generator, progress)
-        self._warn_if_not_converged(pretraining, finetune)
-
-        self.network_ = network
+        self.network_ = record.network
         self.device_ = device
-        if pretraining is not None:
+        if not continuing:
+            n_layers = len(hidden_layer_sizes)
+            pretraining = record.pretraining + [PhaseResult() for _ in range(n_layers - len(record.pretraining))]
             self.pretrain_loss_curves_ = [result.loss_curve for result in pretraining]
             self.pretrain_validation_scores_ = (
-                [result.validation_scores for result in pretraining] if self.early_stopping else None
+                [result.validation_scores or [] for result in pretraining] if self.early_stopping else None
             )
+        finetune = record.finetune
         previous_curve = self.loss_curve_ if continuing else []
         self.loss_curve_ = previous_curve + finetune.loss_curve
         self.n_iter_ = len(self.loss_curve_)
-        self.validation_scores_ = finetune.validation_scores
-        self.best_validation_score_ = max(finetune.validation_scores, default=None) if self.early_stopping else None
+        self.validation_scores_ = (finetune.validation_scores or []) if self.early_stopping else None
+        self.best_validation_score_ = max(self.validation_scores_, default=None) if self.early_stopping else None
         # A fit starts the optimiser afresh; only partial_fit carries it on.
         self.__dict__.pop("_optimizer", None)
         self.__dict__.pop("_generator", None)
@@ -471,21 +482,26 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         first_call = not hasattr(self, "network_")
         X, hidden_layer_sizes = self._validate_training_input(X, reset=first_call)
         device = resolve_device(self.device)
-        options = self._training_options()
-        rows = training_rows(X, device)
-        if first_call:
-            generator = _seeded_generator(self.random_state)
-            network = self._new_network(X.shape[1], hidden_layer_sizes, device, generator)
-            _start_reconstruction_at_mean(network, 0, rows, None)
-            optimizer = None
-        else:
-            generator = getattr(self, "_generator", None) or _seeded_generator(self.random_state)
-            network, optimizer = self._continued_training_state(X.shape[1], hidden_layer_sizes, device)
-        phase = self._finetune_phase(network, rows, None, epochs=1)
-        optimizer = optimizer or make_optimizer(options, phase.parameters, min(options.batch_size, X.shape[0]))
-        result = train_phase(
-            phase, replace(options, early_stopping=False), generator, make_progress(self.verbose), optimizer
-        )
+        options = replace(self._training_options(), early_stopping=False)
+        record = _TrainingRecord(device=device, batch_size=options.batch_size)
+        with record.guard():
+            rows = training_rows(X, device)
+            if first_call:
+                generator = _seeded_generator(self.random_state)
+                network = self._new_network(X.shape[1], hidden_layer_sizes, device, generator)
+                _start_reconstruction_at_mean(network, 0, rows, None)
+                optimizer = None
+            else:
+                generator = getattr(self, "_generator", None) or _seeded_generator(self.random_state)
+                network, optimizer = self._continued_training_state(X.shape[1], hidden_layer_sizes, device)
+            record.network = network
+            phase = self._finetune_phase(network, rows, None, epochs=1)
+            optimizer = optimizer or make_optimizer(options, phase.parameters, min(options.batch_size, X.shape[0]))
+            record.start(phase.name, max(network.widths))
+            record.finetune = PhaseResult()
+            train_phase(phase, options, generator, make_progress(self.verbose), optimizer, record.finetune)
+        if record.interrupted_in is not None:
+            record.warn_interrupted()
 
         self.network_ = network
         self.device_ = device
@@ -495,7 +511,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             self.pretrain_loss_curves_ = [[] for _ in hidden_layer_sizes]
             self.pretrain_validation_scores_ = None
             self.loss_curve_ = []
-        self.loss_curve_ = self.loss_curve_ + result.loss_curve
+        self.loss_curve_ = self.loss_curve_ + record.finetune.loss_curve
         self.n_iter_ = len(self.loss_curve_)
         self.validation_scores_ = None
         self.best_validation_score_ = None
@@ -579,17 +595,17 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         order = torch.randperm(n_samples, generator=generator)
         return order[n_validation:], order[:n_validation]
 
-    def _pretrain(self, network, rows, split, options, generator, progress):
+    def _pretrain(self, network, rows, split, options, generator, progress, record):
         """Greedy layer-wise pretraining, each phase on the cached codes below it."""
         n_layers = network.n_layers
         if self.pretrain_epochs == 0:
-            return [PhaseResult(validation_scores=[] if split is not None else None) for _ in range(n_layers)]
-        results = []
+            return
         layer_rows = rows
         for k in range(n_layers):
             if k > 0:
                 # Layer k-1 is frozen from here on: run it once over its input
                 # and let phase k train on the result.
+                record.start(f"caching the codes of layer {k} for pretraining", network.widths[k], layer_rows.n_rows)
                 layer_rows = cache_codes(
                     partial(network.encode_layer, k - 1),
                     layer_rows,
@@ -598,7 +614,6 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                     # The previous cache is ours to overwrite; X is not.
                     reuse_storage=k > 1,
                 )
-            _start_reconstruction_at_mean(network, k, layer_rows, split)
             phase = Phase(
                 name=f"pretrain layer {k + 1}/{n_layers}",
                 parameters=network.layer_parameters(k),
@@ -609,8 +624,11 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 epochs=self.pretrain_epochs,
                 **_split_on(split, layer_rows),
             )
-            results.append(train_phase(phase, options, generator, progress))
-        return results
+            record.start(phase.name, max(network.widths[k : k + 2]))
+            _start_reconstruction_at_mean(network, k, layer_rows, split)
+            result = PhaseResult()
+            record.pretraining.append(result)
+            train_phase(phase, options, generator, progress, result=result)
 
     def _finetune_phase(self, network, rows, split, epochs):
         return Phase(
@@ -624,21 +642,24 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             **_split_on(split, rows),
         )
 
-    def _finetune(self, network, rows, split, options, generator, progress):
+    def _finetune(self, network, rows, split, options, generator, progress, record):
         """Train the whole stack end to end on the reconstruction loss."""
         if self.finetune_epochs == 0:
-            return PhaseResult(validation_scores=[] if split is not None else None)
+            return
         phase = self._finetune_phase(network, rows, split, self.finetune_epochs)
-        return train_phase(phase, options, generator, progress)
+        record.start(phase.name, max(network.widths))
+        record.finetune = PhaseResult()
+        train_phase(phase, options, generator, progress, result=record.finetune)
 
-    def _warn_if_not_converged(self, pretraining, finetune):
+    def _warn_if_not_converged(self, record):
         """One ConvergenceWarning naming every phase that ran out of epochs while still improving."""
         if not self.early_stopping:
             return
         unfinished = []
-        for k, result in enumerate(pretraining or []):
+        for k, result in enumerate(record.pretraining):
             if result.loss_curve and not result.stopped_early:
                 unfinished.append(f"pretrain layer {k + 1} ({len(result.loss_curve)} epochs)")
+        finetune = record.finetune
         if finetune.loss_curve and not finetune.stopped_early:
             unfinished.append(f"finetune ({len(finetune.loss_curve)} epochs)")
         if unfinished:
@@ -830,29 +851,118 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def __getstate__(self):
         # BaseEstimator may hand back __dict__ itself: never edit it in place.
         state = dict(super().__getstate__())
+        state["_sk_stackae_pickle_format"] = _PICKLE_FORMAT
+        state["_sk_stackae_version"] = __version__
+        # Tensors are saved as numpy arrays and devices as strings: the
+        # pickle holds no torch object, so a model fitted on a GPU loads on a
+        # machine without one, and skops can read it.
         if "network_" in state:
-            # Saved as plain CPU tensors plus the architecture, so a model
-            # fitted on a GPU loads on a machine without one.
             network = state["network_"]
-            state["network_"] = {"config": network.config, "state_dict": state_to_cpu(network)}
+            state["network_"] = {"config": dict(network.config), "state_dict": tree_to_numpy(network.state_dict())}
+            state["device_"] = str(state["device_"])
         if "_optimizer" in state:
-            state["_optimizer"] = tree_to_cpu(state["_optimizer"].state_dict())
+            state["_optimizer"] = tree_to_numpy(state["_optimizer"].state_dict())
+        if "_generator" in state:
+            state["_generator"] = state["_generator"].get_state().numpy()
         return state
 
     def __setstate__(self, state):
-        saved = state.get("network_")
-        if isinstance(saved, dict):
-            device = device_for_loading(state["device_"])
-            network = build_network(saved["config"])
-            network.load_state_dict(saved["state_dict"])
-            state = {**state, "network_": network.to(device), "device_": device}
+        state = dict(state)
+        pickle_format = state.pop("_sk_stackae_pickle_format", None)
+        version = state.pop("_sk_stackae_version", "an unknown version")
+        if pickle_format != _PICKLE_FORMAT:
+            raise ValueError(
+                f"This StackedAutoencoder was saved by sk-stackae {version} in pickle format {pickle_format}, "
+                f"which sk-stackae {__version__} cannot read (it reads format {_PICKLE_FORMAT}). Load it with "
+                f"sk-stackae {version} and refit, or refit it with this version."
+            )
+        saved_network = state.get("network_")
         saved_optimizer = state.get("_optimizer")
+        if saved_network is not None:
+            device = device_for_loading(state["device_"])
+            network = build_network(saved_network["config"])
+            network.load_state_dict(tree_to_torch(saved_network["state_dict"]))
+            state["network_"] = network.to(device)
+            state["device_"] = device
+        if "_generator" in state:
+            state["_generator"] = torch.Generator().set_state(torch.from_numpy(state["_generator"]))
         super().__setstate__(state)
-        if isinstance(saved_optimizer, dict):
+        if saved_optimizer is not None:
             # Rebound to the restored parameters; load_state_dict restores the
             # saved hyperparameters and moves the state to their device.
             self._optimizer = make_optimizer(self._training_options(), list(self.network_.parameters()), 1)
-            self._optimizer.load_state_dict(saved_optimizer)
+            self._optimizer.load_state_dict(tree_to_torch(saved_optimizer))
+
+
+class _TrainingRecord:
+    """What a fit has done so far, kept when the user interrupts it.
+
+    It also turns running out of memory into an error that says where, with
+    which sizes, and what to change.
+    """
+
+    def __init__(self, device, batch_size):
+        self.device = device
+        self.batch_size = batch_size
+        self.network = None
+        self.pretraining = []
+        self.finetune = PhaseResult()
+        self.interrupted_in = None
+        self._stage = "setting up"
+        self._width = None
+        self._rows = None
+
+    def start(self, stage, width, rows=None):
+        """Note the stage that runs next and the widest layer it computes."""
+        self._stage = stage
+        self._width = width
+        self._rows = rows
+
+    @contextmanager
+    def guard(self):
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self.network is None:
+                raise  # nothing trained yet: nothing to keep
+            self.interrupted_in = self._stage
+        except (RuntimeError, MemoryError) as error:
+            if not _is_out_of_memory(error):
+                raise
+            raise self._out_of_memory(error) from error
+
+    def warn_interrupted(self):
+        warnings.warn(
+            f"Training interrupted by user during {self.interrupted_in}; the estimator keeps the network "
+            "as it was then, with the loss curves of the epochs that finished.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+    def _out_of_memory(self, error):
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if self._rows is not None:
+            gibibytes = self._rows * self._width * 4 / 2**30
+            size = f"a cache of {self._rows} x {self._width} float32 values ({gibibytes:.2f} GiB)"
+            advice = "use fewer samples or a narrower layer, or pretrain_epochs=0 to skip the caches"
+        else:
+            size = f"batches of {self.batch_size} rows through layers up to {self._width} units wide"
+            advice = (
+                f"lower batch_size (now {self.batch_size}), use narrower hidden_layer_sizes, "
+                "precision='bfloat16', or device='cpu'"
+            )
+        message = f"Out of memory on {self.device} while {self._stage}, with {size}: {first_line}. To fit, {advice}."
+        if isinstance(error, torch.OutOfMemoryError):
+            return type(error)(message)
+        return MemoryError(message)
+
+
+def _is_out_of_memory(error):
+    """Whether ``error`` is torch's or the allocator's way of saying memory ran out."""
+    if isinstance(error, torch.OutOfMemoryError | MemoryError):
+        return True
+    message = str(error)
+    return "can't allocate memory" in message or "not enough memory" in message
 
 
 @contextmanager

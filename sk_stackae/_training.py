@@ -297,7 +297,7 @@ class _EarlyStopping:
             parameter.copy_(best)
 
 
-def train_phase(phase, options, generator, progress=None, optimizer=None):
+def train_phase(phase, options, generator, progress=None, optimizer=None, result=None):
     """Train one phase.
 
     Parameters
@@ -313,6 +313,10 @@ def train_phase(phase, options, generator, progress=None, optimizer=None):
     optimizer : torch.optim.Optimizer, optional
         An optimiser over ``phase.parameters`` to continue with (incremental
         training); by default a new one is made from ``options``.
+    result : PhaseResult, optional
+        Filled in epoch by epoch and returned; pass one to keep the epochs
+        that finished when training is interrupted (``KeyboardInterrupt``
+        propagates, after the best weights are restored with early stopping).
 
     Returns
     -------
@@ -327,13 +331,13 @@ def train_phase(phase, options, generator, progress=None, optimizer=None):
         When an epoch's loss is not finite; the message names the phase and
         the epoch.
     """
-    return _PhaseTrainer(phase, options, generator, progress, optimizer).train()
+    return _PhaseTrainer(phase, options, generator, progress, optimizer, result).train()
 
 
 class _PhaseTrainer:
     """Runs :func:`train_phase` in small steps: epochs, batches, validation."""
 
-    def __init__(self, phase, options, generator, progress, optimizer):
+    def __init__(self, phase, options, generator, progress, optimizer, result):
         self.phase = phase
         self.options = options
         self.rows = phase.rows
@@ -343,7 +347,7 @@ class _PhaseTrainer:
         self.batch_size = min(options.batch_size, self.n_train)
         self.optimizer = optimizer or make_optimizer(options, phase.parameters, self.batch_size)
         self.objective = _Objective(phase, options, _device_generator(generator, self.rows.device))
-        self.result = PhaseResult()
+        self.result = PhaseResult() if result is None else result
         self.early_stopping = None
         if options.early_stopping:
             self.early_stopping = _EarlyStopping(phase.parameters, options.n_iter_no_change, options.tol)
@@ -351,23 +355,36 @@ class _PhaseTrainer:
 
     def train(self):
         self.progress.phase_started(self.phase)
-        with matmul_precision(self.options.precision, self.rows.device):
-            for epoch in range(1, self.phase.epochs + 1):
-                started = time.perf_counter()
-                loss = self.run_epoch(epoch)
-                self.result.loss_curve.append(loss)
-                score = None
-                if self.early_stopping is not None:
-                    score = self.validation_score()
-                    self.result.validation_scores.append(score)
-                self.progress.epoch_ended(self.phase, epoch, loss, time.perf_counter() - started, score)
-                if self.early_stopping is not None and self.early_stopping.should_stop(score):
-                    self.result.stopped_early = True
-                    break
+        try:
+            with matmul_precision(self.options.precision, self.rows.device):
+                for epoch in range(1, self.phase.epochs + 1):
+                    if self.run_epoch_and_check_stop(epoch):
+                        self.result.stopped_early = True
+                        break
+        except KeyboardInterrupt:
+            # As MLPRegressor does, an interrupted phase keeps its best weights.
+            self.restore_best_weights()
+            raise
+        finally:
+            self.progress.phase_ended(self.phase)
+        self.restore_best_weights()
+        return self.result
+
+    def run_epoch_and_check_stop(self, epoch):
+        """Train one epoch, record it, and say whether early stopping ends the phase."""
+        started = time.perf_counter()
+        loss = self.run_epoch(epoch)
+        self.result.loss_curve.append(loss)
+        score = None
+        if self.early_stopping is not None:
+            score = self.validation_score()
+            self.result.validation_scores.append(score)
+        self.progress.epoch_ended(self.phase, epoch, loss, time.perf_counter() - started, score)
+        return self.early_stopping is not None and self.early_stopping.should_stop(score)
+
+    def restore_best_weights(self):
         if self.early_stopping is not None and self.early_stopping.best_weights is not None:
             self.early_stopping.restore_best_weights()
-        self.progress.phase_ended(self.phase)
-        return self.result
 
     def run_epoch(self, epoch):
         """One pass over the training rows in shuffled batches; the mean loss."""

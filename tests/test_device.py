@@ -1,9 +1,10 @@
 """Device resolution and loading saved networks on another machine."""
 
+import numpy as np
 import pytest
 import torch
 
-from sk_stackae._device import device_for_loading, fits_on_device, resolve_device, state_to_cpu
+from sk_stackae._device import device_for_loading, fits_on_device, resolve_device, tree_to_numpy, tree_to_torch
 
 
 @pytest.fixture
@@ -73,9 +74,16 @@ def test_cpu_fits_load_on_the_cpu_silently(recwarn):
     assert not recwarn
 
 
-def test_state_to_cpu_copies_without_touching_the_module():
+def test_trees_of_tensors_become_numpy_and_back():
     module = torch.nn.Linear(3, 2)
-    state = state_to_cpu(module)
-    assert set(state) == {"weight", "bias"}
-    assert all(not t.requires_grad and t.device.type == "cpu" for t in state.values())
+    optimizer = torch.optim.Adam(module.parameters())
+    module(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    tree = {"module": module.state_dict(), "optimizer": optimizer.state_dict(), "widths": (3, 2), "name": "x"}
+    saved = tree_to_numpy(tree)
+    assert isinstance(saved["module"]["weight"], np.ndarray)
+    assert isinstance(saved["optimizer"]["state"][0]["exp_avg"], np.ndarray)
+    assert saved["widths"] == (3, 2) and saved["name"] == "x"
+    restored = tree_to_torch(saved)
+    torch.testing.assert_close(restored["module"]["weight"], module.weight.detach())
     assert module.weight.requires_grad

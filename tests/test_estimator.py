@@ -261,20 +261,22 @@ def test_pickle_round_trip_keeps_the_codes(blobs):
     assert restored.loss_curve_ == model.loss_curve_
 
 
-def test_pickled_state_is_plain_cpu_tensors_and_pickling_changes_nothing(blobs):
+def test_pickled_state_holds_no_torch_object_and_pickling_changes_nothing(blobs):
     model = StackedAutoencoder((8, 4), **FAST).fit(blobs)
     network = model.network_
     state = model.__getstate__()
-    assert model.network_ is network
+    assert model.network_ is network and isinstance(model.device_, torch.device)
     saved = state["network_"]
     assert set(saved) == {"config", "state_dict"}
-    assert all(t.device.type == "cpu" for t in saved["state_dict"].values())
+    assert all(isinstance(array, np.ndarray) for array in saved["state_dict"].values())
+    assert state["device_"] == "cpu"
+    assert state["_sk_stackae_pickle_format"] == 1
 
 
 def test_model_saved_on_a_gpu_loads_on_a_machine_without_one(monkeypatch, blobs):
     model = StackedAutoencoder((8, 4), **FAST).fit(blobs)
     state = model.__getstate__()
-    state["device_"] = torch.device("cuda", 0)  # as a GPU fit would have saved it
+    state["device_"] = "cuda:0"  # as a GPU fit would have saved it
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     restored = StackedAutoencoder.__new__(StackedAutoencoder)
     with pytest.warns(UserWarning, match="saved on device 'cuda:0'.*loaded on the CPU"):
