@@ -128,8 +128,19 @@ def training_rows(X, device):
 def place_rows(tensor, device):
     """Rows of a float32 CPU ``tensor``, on ``device`` if they fit there, else streamed from the host."""
     if fits_on_device(tensor.nbytes, device):
-        return TensorRows(tensor.to(device))
+        try:
+            return TensorRows(tensor.to(device))
+        except torch.OutOfMemoryError:
+            pass  # the estimate was too hopeful: stream them instead
     return HostRows(tensor, device)
+
+
+def _allocate_cache(n_rows, width, device, on_host):
+    """Storage for a code cache: on ``device``, or in host memory, pinned when the device is a GPU."""
+    if on_host:
+        # Pinned, so that the GPU writes to it and reads from it asynchronously.
+        return torch.empty(n_rows, width, pin_memory=device.type == "cuda")
+    return torch.empty(n_rows, width, device=device)
 
 
 @torch.no_grad()
@@ -185,13 +196,16 @@ def cache_codes(encode, rows, width, batch_size, *, reuse_storage=False):
         # never on rows a later batch has still to read.
         cache = rows.tensor.view(-1)[: rows.n_rows * width].view(rows.n_rows, width)
         on_device = isinstance(rows, TensorRows)
-    elif fits_on_device(rows.n_rows * width * 4, device):
-        cache = torch.empty(rows.n_rows, width, device=device)
-        on_device = True
     else:
-        # Pinned, so that the device writes to it and reads from it asynchronously.
-        cache = torch.empty(rows.n_rows, width, pin_memory=device.type == "cuda")
-        on_device = False
+        on_device = fits_on_device(rows.n_rows * width * 4, device)
+        try:
+            cache = _allocate_cache(rows.n_rows, width, device, on_host=not on_device)
+        except torch.OutOfMemoryError:
+            if not on_device:
+                raise
+            # The device was fuller than it said: keep the cache on the host.
+            cache = _allocate_cache(rows.n_rows, width, device, on_host=True)
+            on_device = False
     start = 0
     for batch in rows.slices(batch_size):
         stop = start + len(batch)

@@ -29,6 +29,7 @@ from ._training import (
     PhaseResult,
     ReconstructionLoss,
     TrainingOptions,
+    continue_optimizer,
     make_optimizer,
     train_phase,
 )
@@ -496,7 +497,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 network, optimizer = self._continued_training_state(X.shape[1], hidden_layer_sizes, device)
             record.network = network
             phase = self._finetune_phase(network, rows, None, epochs=1)
-            optimizer = optimizer or make_optimizer(options, phase.parameters, min(options.batch_size, X.shape[0]))
+            optimizer = continue_optimizer(optimizer, options, phase.parameters, min(options.batch_size, X.shape[0]))
             record.start(phase.name, max(network.widths))
             record.finetune = PhaseResult()
             train_phase(phase, options, generator, make_progress(self.verbose), optimizer, record.finetune)
@@ -908,12 +909,14 @@ class _TrainingRecord:
         self.pretraining = []
         self.finetune = PhaseResult()
         self.interrupted_in = None
+        self.training_started = False
         self._stage = "setting up"
         self._width = None
         self._rows = None
 
     def start(self, stage, width, rows=None):
-        """Note the stage that runs next and the widest layer it computes."""
+        """Note the stage that runs next and the widest layer it computes (a cache: its rows too)."""
+        self.training_started = self.training_started or rows is None
         self._stage = stage
         self._width = width
         self._rows = rows
@@ -923,8 +926,8 @@ class _TrainingRecord:
         try:
             yield
         except KeyboardInterrupt:
-            if self.network is None:
-                raise  # nothing trained yet: nothing to keep
+            if not self.training_started:
+                raise  # nothing trained yet: nothing worth keeping
             self.interrupted_in = self._stage
         except (RuntimeError, MemoryError) as error:
             if not _is_out_of_memory(error):

@@ -94,6 +94,30 @@ def make_optimizer(options, parameters, batch_size):
     return OPTIMIZERS[options.optimizer]([g for g in groups if g["params"]], options)
 
 
+def continue_optimizer(optimizer, options, parameters, batch_size):
+    """The optimiser to carry on with: ``optimizer`` with today's settings, or a new one.
+
+    Incremental training keeps the optimiser's state (Adam's moments, SGD's
+    velocity) from call to call, but follows the estimator's current
+    parameters: a changed learning rate or momentum applies at once, and a
+    changed optimiser or penalty starts a new optimiser.
+    """
+    fresh = make_optimizer(options, parameters, batch_size)
+    if (
+        optimizer is None
+        or type(optimizer) is not type(fresh)
+        or len(optimizer.param_groups) != len(fresh.param_groups)
+    ):
+        return fresh
+    for group, wanted in zip(optimizer.param_groups, fresh.param_groups, strict=True):
+        if group["weight_decay"] != wanted["weight_decay"]:
+            return fresh
+        group["lr"] = wanted["lr"]
+        if "momentum" in wanted:
+            group["momentum"] = wanted["momentum"]
+    return optimizer
+
+
 # ------------------------------------------------------------ corruption
 
 

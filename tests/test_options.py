@@ -457,3 +457,15 @@ def test_bfloat16_precision_trains_and_keeps_float_outputs(digits):
     assert model.transform(X.astype(np.float32)).dtype == np.float32
     assert model.score(X) == pytest.approx(reference.score(X), rel=0.1)
     assert not torch.is_autocast_enabled("cpu")
+
+
+def test_partial_fit_follows_changed_settings(digits):
+    X, _ = digits
+    model = StackedAutoencoder((32, 8), random_state=0).partial_fit(X)
+    adam = model._optimizer
+    model.set_params(learning_rate=0.01).partial_fit(X)
+    assert model._optimizer.param_groups[0]["lr"] == 0.01
+    assert isinstance(model._optimizer, torch.optim.Adam) and len(model._optimizer.state) == len(adam.state)
+    model.set_params(optimizer="sgd", momentum=0.5).partial_fit(X)
+    assert isinstance(model._optimizer, torch.optim.SGD)
+    assert model._optimizer.param_groups[0]["momentum"] == 0.5
