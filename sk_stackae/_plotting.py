@@ -24,6 +24,8 @@ _TILE_GAP = 0.15
 # first this fraction of the input norm long, each later one a little shorter.
 _MAXIMIZE_STEPS = 300
 _MAXIMIZE_FIRST_STEP = 0.1
+# Rows per no-grad batch when searching the data for each unit's best row.
+_ACTIVATION_BATCH_SIZE = 4096
 
 FEATURE_METHODS = ("weights", "maximize")
 
@@ -344,31 +346,62 @@ def _onto_sphere(rows, norm):
     return rows / lengths * norm
 
 
-def _maximizing_inputs(network, layer, units, norm, start):
-    """Inputs of Euclidean norm ``norm`` that maximise each unit, by projected gradient ascent.
+def _encode_to_layer(network, layer, inputs):
+    """The activations of hidden layer ``layer`` (counted from 1) for ``inputs``."""
+    hidden = inputs
+    for k in range(layer):
+        hidden = network.encode_layer(k, hidden)
+    return hidden
+
+
+@torch.no_grad()
+def _most_activating_rows(network, layer, units, X, norm):
+    """For each unit, the row of ``X``, scaled to ``norm``, that activates it most.
+
+    ``X`` stays in host memory; it goes to the network's device a batch at
+    a time.
+    """
+    device = units.device
+    best_activations = torch.full((len(units),), -torch.inf, device=device)
+    best_rows = torch.zeros((len(units), X.shape[1]), device=device)
+    for start in range(0, len(X), _ACTIVATION_BATCH_SIZE):
+        batch = torch.as_tensor(X[start : start + _ACTIVATION_BATCH_SIZE], dtype=torch.float32, device=device)
+        batch = _onto_sphere(batch, norm)
+        activations, indices = _encode_to_layer(network, layer, batch)[:, units].max(dim=0)
+        better = activations > best_activations
+        best_activations = torch.where(better, activations, best_activations)
+        best_rows[better] = batch[indices[better]]
+    return best_rows
+
+
+def _maximizing_inputs(network, layer, units, X):
+    """Inputs of the mean norm of the rows of ``X`` that maximise each unit.
 
     Erhan et al. (2009) "activation maximisation": for unit ``j`` of hidden
     layer ``layer``, find ``x`` with ``||x|| = norm`` that maximises
-    ``h_j(x)``. Every unit's input is a row of one batch; as no row affects
-    another's unit, one backward pass gives every unit's gradient.
+    ``h_j(x)``, by projected gradient ascent. Each unit starts from the row
+    of ``X``, scaled to that norm, that activates it most: a start inside
+    the data, away from the stationary points that symmetric starts (such
+    as the unit's weights) can sit on. Every unit's input is a row of one
+    batch; as no row affects another's unit, one backward pass gives every
+    unit's gradient.
     """
     device = next(network.parameters()).device
-    inputs = _onto_sphere(torch.as_tensor(start, dtype=torch.float32, device=device), norm)
-    rows = torch.arange(len(units), device=device)
+    norm = float(np.linalg.norm(X, axis=1).mean())
     units = torch.as_tensor(units, device=device)
+    inputs = _most_activating_rows(network, layer, units, X, norm)
+    rows = torch.arange(len(units), device=device)
     with torch.enable_grad():
         for step in range(_MAXIMIZE_STEPS):
             inputs.requires_grad_(True)
-            hidden = inputs
-            for k in range(layer):
-                hidden = network.encode_layer(k, hidden)
-            (gradient,) = torch.autograd.grad(hidden[rows, units].sum(), inputs)
+            activations = _encode_to_layer(network, layer, inputs)[rows, units]
+            (gradient,) = torch.autograd.grad(activations.sum(), inputs)
             with torch.no_grad():
                 # Normalised steps of a shrinking length: the size of a
                 # unit's gradient says nothing about how far its optimum is.
                 step_length = _MAXIMIZE_FIRST_STEP * norm * (1 - step / _MAXIMIZE_STEPS)
                 inputs = _onto_sphere(inputs.detach() + step_length * _onto_sphere(gradient, 1.0), norm)
-    return inputs.detach().cpu().double().numpy()
+    return inputs.cpu().double().numpy()
 
 
 class FeatureDisplay:
@@ -509,8 +542,9 @@ class FeatureDisplay:
           between, so it is a linear summary of what the unit looks for.
         - ``"maximize"``: the input of the same Euclidean norm as the rows
           of ``X`` (on average) that maximises the unit's activation,
-          through every nonlinearity below it, found by projected gradient
-          ascent from the ``"weights"`` pattern (Erhan et al., 2009).
+          through every nonlinearity below it (Erhan et al., 2009). It is
+          found by projected gradient ascent, starting from the row of
+          ``X``, scaled to that norm, that activates the unit most.
 
         Parameters
         ----------
@@ -607,9 +641,8 @@ class FeatureDisplay:
         ):
             raise ValueError(f"units must be indices of units of layer {layer}, from 0 to {layer_width - 1}.")
 
-        weight_patterns = _encoder_weight_product(network, int(layer))[units]
         if method == "weights":
-            features = weight_patterns
+            features = _encoder_weight_product(network, int(layer))[units]
             description = "weights" if layer == 1 else "product of weights"
         else:
             if X is None:
@@ -617,8 +650,7 @@ class FeatureDisplay:
             rows = _dense_rows(X)
             if rows.shape[1] != n_features:
                 raise ValueError(f"X has {rows.shape[1]} features, but the autoencoder takes {n_features}.")
-            norm = float(np.linalg.norm(rows, axis=1).mean())
-            features = _maximizing_inputs(network, int(layer), units, norm, weight_patterns)
+            features = _maximizing_inputs(network, int(layer), units, rows)
             description = "maximising inputs"
         display = cls(
             features=features,
@@ -634,7 +666,8 @@ class LossCurveDisplay:
     Greedy pretraining phase ``k`` and the fine-tune are drawn in the order
     they ran, each in its own colour, with epochs counted over the whole fit.
     With early stopping, the validation loss (minus the validation score)
-    of each phase is drawn dashed in the same colour.
+    of each phase is drawn dashed in the same colour, and the legend adds a
+    key to the two line styles.
 
     The phases measure different things: phase 1 and the fine-tune the
     reconstruction error of the input (with ``loss``), deeper phases the
@@ -773,10 +806,26 @@ class LossCurveDisplay:
         ax.set_yscale(yscale)
         ax.set_xlabel("epoch (the phases one after another)")
         ax.set_ylabel("mean reconstruction loss")
-        ax.legend()
+        ax.legend(handles=self._legend_handles())
         self.ax_ = ax
         self.figure_ = ax.figure
         return self
+
+    def _legend_handles(self):
+        """One entry per phase, and a key to the line styles when validation is drawn.
+
+        A validation line per phase would double the legend for no more
+        information: its colour already names the phase.
+        """
+        handles = list(self.lines_)
+        if self.validation_lines_ is not None:
+            from matplotlib.lines import Line2D
+
+            handles += [
+                Line2D([], [], color="grey", label="training"),
+                Line2D([], [], color="grey", linestyle="--", label="validation"),
+            ]
+        return handles
 
     @classmethod
     def from_estimator(cls, estimator, *, ax=None, yscale="log"):

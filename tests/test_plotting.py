@@ -313,6 +313,15 @@ def test_validation_losses_are_dashed_beside_their_phase(fitted_with_early_stopp
         assert validation_line.get_linestyle() == "--"
         assert validation_line.get_label() == f"{line.get_label()} (validation)"
     assert display.ax_.get_yscale() == "linear"
+    # One legend entry per phase, then a key to the line styles.
+    assert [text.get_text() for text in display.ax_.get_legend().get_texts()] == [
+        "pretrain layer 1",
+        "pretrain layer 2",
+        "pretrain layer 3",
+        "fine-tune",
+        "training",
+        "validation",
+    ]
 
 
 def test_phases_without_epochs_are_left_out(digits):
