@@ -117,32 +117,5 @@ def link_to_external_docs(app, env, node, contnode):
     return reference
 
 
-# -- Fitted attributes in parameter types --------------------------------------
-#
-# In reST a word that ends in "_" is a hyperlink reference, so a type such as
-# "ndarray of shape (n_samples, n_features_in_)" fails the build unless the
-# attribute name is quoted. scikit-learn's convention is to quote it
-# (`n_features_in_`); this quotes the ones a docstring left bare, in the
-# "name : type" lines of numpydoc sections only, before numpydoc reads them.
-
-_TYPE_LINE = re.compile(r"^(\s*[\w*][\w, *]*\s:\s)(.+)$")
-_QUOTED = re.compile(r"(`+[^`]*`+)")
-_BARE_ATTRIBUTE = re.compile(r"(?<![\w`.:])([A-Za-z]\w*_)(?![\w`])")
-
-
-def quote_attributes_in_types(app, what, name, obj, options, lines):
-    for index, line in enumerate(lines):
-        match = _TYPE_LINE.match(line)
-        if match is None:
-            continue
-        name_part, type_part = match.groups()
-        pieces = _QUOTED.split(type_part)
-        # Odd pieces are already quoted; only the text between them changes.
-        pieces[::2] = [_BARE_ATTRIBUTE.sub(r"`\1`", piece) for piece in pieces[::2]]
-        lines[index] = name_part + "".join(pieces)
-
-
 def setup(app):
     app.connect("missing-reference", link_to_external_docs)
-    # Before numpydoc (priority 500) turns the sections into reST.
-    app.connect("autodoc-process-docstring", quote_attributes_in_types, priority=400)

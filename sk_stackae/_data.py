@@ -7,6 +7,7 @@ matrix densified a batch at a time. Inference reads the validated array
 directly, in large batches, through :func:`map_row_batches`.
 """
 
+import mmap
 import warnings
 
 import numpy as np
@@ -14,6 +15,7 @@ import scipy.sparse as sp
 import torch
 
 from ._device import fits_on_device
+from ._distributed import SingleProcess
 
 # Inference batches hold about this many float32 values in their widest layer
 # (16 MiB): thousands of rows, enough for matrix products to run at full
@@ -98,6 +100,30 @@ class HostRows(Rows):
         return staged.to(self.device, non_blocking=True)
 
 
+class ArrayRows(Rows):
+    """Rows of a memory-mapped array, read and converted to float32 one batch at a time.
+
+    A float64 file larger than memory is never converted whole: each batch
+    reads its rows (in file order, which the disk prefers) and converts
+    them.
+    """
+
+    def __init__(self, array, device):
+        self.array = array
+        self.n_rows, self.n_columns = array.shape
+        self.device = device
+        self.index_device = torch.device("cpu")
+
+    def take(self, indices):
+        # The rows of a batch may come in any order: the loss is a mean.
+        rows = np.sort(indices.numpy())
+        return as_tensor(self.array[rows]).to(self.device)
+
+    def slices(self, batch_size):
+        for start in range(0, self.n_rows, batch_size):
+            yield as_tensor(self.array[start : start + batch_size]).to(self.device)
+
+
 class SparseRows(Rows):
     """Rows of a CSR matrix, densified one batch at a time, never whole."""
 
@@ -117,12 +143,25 @@ def training_rows(X, device):
 
     ``X`` (float32 or float64 ndarray, or a CSR matrix) is converted to
     float32 once; dense rows go to the device when they fit there, else they
-    stay in (pinned) host memory.
+    stay in host memory. Float32 arrays, memory-mapped ones included, are
+    shared, not copied; other memory-mapped arrays are converted a batch at
+    a time, never whole.
     """
     if sp.issparse(X):
         return SparseRows(X, device)
+    if X.dtype != np.float32 and is_memory_mapped(X):
+        return ArrayRows(X, device)
     tensor = as_tensor(X)
     return place_rows(tensor, device)
+
+
+def is_memory_mapped(array):
+    """Whether ``array`` (or what it is a view of) lives in a memory-mapped file."""
+    while isinstance(array, np.ndarray):
+        if isinstance(array, np.memmap):
+            return True
+        array = array.base
+    return isinstance(array, mmap.mmap)
 
 
 def place_rows(tensor, device):
@@ -144,20 +183,24 @@ def _allocate_cache(n_rows, width, device, on_host):
 
 
 @torch.no_grad()
-def column_means(rows, indices=None):
+def column_means(rows, indices=None, replicas=None):
     """Mean of every column over the rows at ``indices`` (all rows by default), on the device.
 
     Sums an inference batch at a time, so sparse rows are never densified
     whole, and adds the batch sums in float64, so the mean of many float32
-    rows keeps its precision.
+    rows keeps its precision. With ``replicas`` of a process group, the mean
+    is over the rows of every process.
     """
+    replicas = replicas or SingleProcess()
     batch_size = inference_batch_size((rows.n_columns,), 1)
     if indices is None:
         indices = torch.arange(rows.n_rows, device=rows.index_device)
-    total = torch.zeros(rows.n_columns, dtype=torch.float64, device=rows.device)
+    total = torch.zeros(rows.n_columns + 1, dtype=torch.float64, device=rows.device)
+    total[-1] = len(indices)
     for start in range(0, len(indices), batch_size):
-        total += rows.take(indices[start : start + batch_size]).sum(dim=0).double()
-    return (total / len(indices)).float()
+        total[:-1] += rows.take(indices[start : start + batch_size]).sum(dim=0).double()
+    total = replicas.sum(total)
+    return (total[:-1] / total[-1]).float()
 
 
 def inference_batch_size(widths, batch_size):

@@ -20,6 +20,7 @@ from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_dat
 from . import __version__
 from ._data import cache_codes, column_means, inference_batch_size, map_row_batches, training_rows
 from ._device import device_for_loading, resolve_device, tree_to_numpy, tree_to_torch
+from ._distributed import replicas_for
 from ._network import ACTIVATIONS, build_network
 from ._progress import make_progress
 from ._training import (
@@ -195,6 +196,18 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Where the network trains and runs: ``"auto"`` picks CUDA when it is
         available, else the CPU; ``"cuda:N"`` picks a GPU by index.
 
+    distributed : bool, default=False
+        Whether to train data-parallel across the processes of the default
+        ``torch.distributed`` process group (start them with ``torchrun``
+        and call ``torch.distributed.init_process_group`` before fitting;
+        gloo on CPUs, nccl with one GPU per process). Each process fits on
+        its own shard of the data; the replicas start from rank 0's weights,
+        average their gradients at every step, and share the epoch losses,
+        validation losses and column means that decisions depend on, so
+        greedy phases, caches (one per shard) and early stopping proceed in
+        step and every process ends with the same network. ``batch_size`` is
+        per process.
+
     random_state : int, RandomState instance or None, default=None
         Seeds every random draw (initialisation, shuffling, validation
         split, noise, dropout) through a ``torch.Generator`` of this
@@ -315,6 +328,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         "tol": [Interval(Real, 0, None, closed="left")],
         "precision": [StrOptions({"float32", "tf32", "bfloat16"})],
         "device": [str, torch.device],
+        "distributed": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -347,6 +361,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         tol=1e-4,
         precision="float32",
         device="auto",
+        distributed=False,
         random_state=None,
         verbose=0,
         warm_start=False,
@@ -375,6 +390,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self.tol = tol
         self.precision = precision
         self.device = device
+        self.distributed = distributed
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
@@ -437,8 +453,9 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self._check_epochs(continuing)
         X, hidden_layer_sizes = self._validate_training_input(X, reset=not continuing)
         device = resolve_device(self.device)
+        replicas = replicas_for(self.distributed, device)
         generator = _seeded_generator(self.random_state)
-        options = self._training_options()
+        options = replace(self._training_options(), replicas=replicas)
         progress = make_progress(self.verbose)
 
         record = _TrainingRecord(device=device, batch_size=options.batch_size)
@@ -447,13 +464,14 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 network = self._continued_network(X.shape[1], hidden_layer_sizes, device)
             else:
                 network = self._new_network(X.shape[1], hidden_layer_sizes, device, generator)
+            replicas.broadcast_parameters(network.parameters())
             record.network = network
             rows = training_rows(X, device)
             split = self._validation_split(rows.n_rows, generator) if self.early_stopping else None
             if not continuing:
                 self._pretrain(network, rows, split, options, generator, progress, record)
                 if self.pretrain_epochs == 0:
-                    _start_reconstruction_at_mean(network, 0, rows, split)
+                    _start_reconstruction_at_mean(network, 0, rows, split, replicas)
             self._finetune(network, rows, split, options, generator, progress, record)
         if record.interrupted_in is None:
             self._warn_if_not_converged(record)
@@ -483,14 +501,16 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         first_call = not hasattr(self, "network_")
         X, hidden_layer_sizes = self._validate_training_input(X, reset=first_call)
         device = resolve_device(self.device)
-        options = replace(self._training_options(), early_stopping=False)
+        replicas = replicas_for(self.distributed, device)
+        options = replace(self._training_options(), early_stopping=False, replicas=replicas)
         record = _TrainingRecord(device=device, batch_size=options.batch_size)
         with record.guard():
             rows = training_rows(X, device)
             if first_call:
                 generator = _seeded_generator(self.random_state)
                 network = self._new_network(X.shape[1], hidden_layer_sizes, device, generator)
-                _start_reconstruction_at_mean(network, 0, rows, None)
+                replicas.broadcast_parameters(network.parameters())
+                _start_reconstruction_at_mean(network, 0, rows, None, replicas)
                 optimizer = None
             else:
                 generator = getattr(self, "_generator", None) or _seeded_generator(self.random_state)
@@ -626,7 +646,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 **_split_on(split, layer_rows),
             )
             record.start(phase.name, max(network.widths[k : k + 2]))
-            _start_reconstruction_at_mean(network, k, layer_rows, split)
+            _start_reconstruction_at_mean(network, k, layer_rows, split, options.replicas)
             result = PhaseResult()
             record.pretraining.append(result)
             train_phase(phase, options, generator, progress, result=result)
@@ -777,7 +797,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
         Returns
         -------
-        X_reconstructed : ndarray of shape (n_samples, n_features_in_)
+        X_reconstructed : ndarray of shape (n_samples, `n_features_in_`)
             The reconstruction, in the codes' float dtype.
         """
         check_is_fitted(self)
@@ -984,10 +1004,10 @@ def _unchanged_on_failure(estimator):
         raise
 
 
-def _start_reconstruction_at_mean(network, k, rows, split):
-    """Start layer pair ``k``'s reconstruction at the mean of its training rows."""
+def _start_reconstruction_at_mean(network, k, rows, split, replicas):
+    """Start layer pair ``k``'s reconstruction at the mean of its training rows (on every replica)."""
     train_indices = None if split is None else split[0].to(rows.index_device)
-    network.start_reconstruction_at(k, column_means(rows, train_indices))
+    network.start_reconstruction_at(k, column_means(rows, train_indices, replicas))
 
 
 def _split_on(split, rows):

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ._data import inference_batch_size
+from ._distributed import SingleProcess
 from ._network import ACTIVATIONS, UNIT_INTERVAL_ACTIVATIONS
 from ._progress import SilentProgress
 
@@ -178,6 +179,8 @@ class TrainingOptions:
     n_iter_no_change: int = 10
     tol: float = 1e-4
     precision: str = "float32"
+    # The processes whose replicas of the network must stay equal.
+    replicas: SingleProcess = field(default_factory=SingleProcess)
 
 
 @contextmanager
@@ -284,14 +287,16 @@ class _Objective:
 
 
 @torch.no_grad()
-def validation_loss(phase, indices, batch_size):
-    """Mean reconstruction loss of the rows at ``indices``: no noise, no dropout."""
-    total = torch.zeros((), device=phase.rows.device)
+def validation_loss(phase, indices, batch_size, replicas=None):
+    """Mean reconstruction loss of the rows at ``indices`` (of every replica): no noise, no dropout."""
+    total = torch.zeros(2, dtype=torch.float64, device=phase.rows.device)
+    total[1] = len(indices)
     for start in range(0, len(indices), batch_size):
         clean = phase.rows.take(indices[start : start + batch_size])
         pre_activation, _ = phase.forward(clean)
-        total += phase.loss.per_sample(pre_activation, clean).sum()
-    return total.item() / len(indices)
+        total[0] += phase.loss.per_sample(pre_activation.float(), clean).sum()
+    loss_sum, count = (replicas or SingleProcess()).sum(total).tolist()
+    return loss_sum / count
 
 
 class _EarlyStopping:
@@ -367,8 +372,11 @@ class _PhaseTrainer:
         self.rows = phase.rows
         self.generator = generator
         self.progress = progress or SilentProgress()
+        self.replicas = options.replicas
         self.n_train = self.rows.n_rows if phase.train_indices is None else len(phase.train_indices)
         self.batch_size = min(options.batch_size, self.n_train)
+        # Replicas must take the same number of steps, whatever their shard sizes.
+        self.n_steps = self.replicas.max(math.ceil(self.n_train / self.batch_size))
         self.optimizer = optimizer or make_optimizer(options, phase.parameters, self.batch_size)
         self.objective = _Objective(phase, options, _device_generator(generator, self.rows.device))
         self.result = PhaseResult() if result is None else result
@@ -418,10 +426,17 @@ class _PhaseTrainer:
         # Summed on the device and read once per epoch: no host-device sync
         # inside the epoch.
         loss_sum = torch.zeros((), device=self.rows.device)
-        for start in range(0, self.n_train, self.batch_size):
+        n_seen = 0
+        for step in range(self.n_steps):
+            # A replica with a smaller shard wraps around to keep in step.
+            start = (step * self.batch_size) % self.n_train
             clean = self.rows.take(order[start : start + self.batch_size])
             loss_sum.add_(self.train_step(clean), alpha=clean.shape[0])
-        loss = loss_sum.item() / self.n_train
+            n_seen += clean.shape[0]
+        total, count = self.replicas.sum(
+            torch.stack([loss_sum.double(), loss_sum.new_tensor(n_seen).double()])
+        ).tolist()
+        loss = total / count
         if not math.isfinite(loss):
             raise DivergenceError(
                 f"Training diverged: the loss became {loss} in {self.phase.name} at epoch "
@@ -435,9 +450,11 @@ class _PhaseTrainer:
         total, loss = self.objective(clean)
         self.optimizer.zero_grad()
         total.backward()
+        self.replicas.average_gradients(self.phase.parameters)
         self.optimizer.step()
         return loss.detach()
 
     def validation_score(self):
         indices = self.phase.validation_indices
-        return -validation_loss(self.phase, indices, inference_batch_size((self.rows.n_columns,), self.batch_size))
+        batch_size = inference_batch_size((self.rows.n_columns,), self.batch_size)
+        return -validation_loss(self.phase, indices, batch_size, self.replicas)

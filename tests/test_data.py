@@ -12,6 +12,7 @@ from sk_stackae._data import (
     as_tensor,
     cache_codes,
     inference_batch_size,
+    is_memory_mapped,
     map_row_batches,
     training_rows,
 )
@@ -148,3 +149,48 @@ def test_training_from_host_memory_matches_training_on_the_device(monkeypatch, a
     streamed = StackedAutoencoder(**params).fit(array)
     np.testing.assert_array_equal(streamed.transform(array), on_device.transform(array))
     assert streamed.loss_curve_ == on_device.loss_curve_
+
+
+@pytest.fixture
+def float64_memmap(tmp_path):
+    X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float64, shape=(3000, 20))
+    X[:] = np.random.RandomState(0).uniform(size=X.shape)
+    X.flush()
+    return np.load(tmp_path / "X.npy", mmap_mode="r")
+
+
+def test_memory_mapped_arrays_are_recognised_through_views(float64_memmap, array):
+    assert is_memory_mapped(float64_memmap)
+    assert is_memory_mapped(np.asarray(float64_memmap)[10:20])
+    assert not is_memory_mapped(array)
+
+
+def test_a_float32_memmap_is_shared_not_copied(tmp_path):
+    X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32, shape=(100, 8))
+    X[:] = 1.0
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    rows = training_rows(mapped, CPU)
+    assert isinstance(rows, TensorRows)
+    assert rows.tensor.data_ptr() == mapped.ctypes.data
+
+
+def test_a_float64_memmap_is_read_a_batch_at_a_time_and_never_copied_whole(monkeypatch, float64_memmap):
+    from sk_stackae import StackedAutoencoder
+
+    converted = []
+    original = as_tensor
+
+    def recording_as_tensor(array, dtype=np.float32):
+        converted.append(array.shape[0])
+        return original(array, dtype)
+
+    monkeypatch.setattr("sk_stackae._data.as_tensor", recording_as_tensor)
+    monkeypatch.setattr("sk_stackae._data._INFERENCE_VALUES_PER_BATCH", 20 * 500)
+    model = StackedAutoencoder((8, 4), pretrain_epochs=1, finetune_epochs=1, batch_size=64, random_state=0)
+    model.fit(float64_memmap)
+    # Training batches, and inference batches for the mean and the first code cache.
+    assert converted and max(converted) <= 500
+    assert converted.count(64) >= 2 * (3000 // 64)
+    in_memory = StackedAutoencoder((8, 4), pretrain_epochs=1, finetune_epochs=1, batch_size=64, random_state=0)
+    in_memory.fit(np.array(float64_memmap))
+    np.testing.assert_allclose(model.transform(float64_memmap), in_memory.transform(float64_memmap), atol=5e-3)

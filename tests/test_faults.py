@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import skops.io as skops_io
 import torch
 from sklearn.utils.validation import check_is_fitted
 
@@ -222,7 +223,6 @@ def test_a_pickle_of_another_format_is_a_clear_error(pickle_format, X):
 
 
 def test_skops_saves_and_loads_a_fitted_estimator_trusting_only_its_class(X):
-    skops_io = pytest.importorskip("skops.io")
     model = StackedAutoencoder(**PARAMS, random_state=0).fit(X)
     data = skops_io.dumps(model)
     assert skops_io.get_untrusted_types(data=data) == ["sk_stackae._estimator.StackedAutoencoder"]

@@ -422,7 +422,6 @@ def test_fit_after_partial_fit_starts_afresh(digits):
 
 
 def test_verbose_2_shows_a_progress_bar_per_phase(capsys, blobs):
-    pytest.importorskip("tqdm")
     StackedAutoencoder((8, 4), pretrain_epochs=2, finetune_epochs=3, verbose=2, random_state=0).fit(blobs)
     captured = capsys.readouterr()
     assert captured.out == ""

@@ -94,7 +94,7 @@ class _CountItemCalls(TorchFunctionMode):
         self.calls = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func is torch.Tensor.item:
+        if func in (torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.numpy, torch.Tensor.cpu):
             self.calls += 1
         return func(*args, **(kwargs or {}))
 
