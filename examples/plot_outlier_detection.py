@@ -25,10 +25,9 @@ too, is the baseline.
 # perfect ranking, 0.5 a random one.
 #
 # The autoencoder is trained with the squared error (``loss="mse"``, the
-# default), so that its scores are reconstruction errors. With
-# ``loss="bce"`` the scores would be cross-entropies, which are smallest for
-# pixels that are exactly 0 or 1: images with little ink would look normal
-# because they are blank, not because they are well reconstructed.
+# default), so that its scores are squared reconstruction errors, in the
+# same units as PCA's. (With ``loss="bce"``, scores are relative entropies,
+# which are zero for a perfect reconstruction too.)
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -93,7 +93,11 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         fine-tune and of :meth:`score`: mean squared error, or binary
         cross-entropy for data in [0, 1] (which needs a sigmoid output). The
         deeper pretraining phases always reconstruct codes with the mean
-        squared error.
+        squared error. With ``"bce"``, the loss curves report the
+        cross-entropy that training minimises, while :meth:`score_samples`
+        and the validation scores report the relative entropy (the
+        cross-entropy less the sample's own entropy), which is zero for a
+        perfect reconstruction whatever the pixels' grey levels.
 
     tied_weights : bool, default=False
         Whether decoder layer ``k`` uses the transpose of encoder layer
@@ -812,9 +816,11 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def score_samples(self, X):
         """Minus the reconstruction error of each sample.
 
-        The error of a sample is the mean over its features of the ``loss``
-        (squared error or binary cross-entropy); low scores flag samples the
-        autoencoder reconstructs badly, such as outliers.
+        The error of a sample is the mean over its features of the squared
+        error, or with ``loss="bce"`` of the relative entropy (binary
+        cross-entropy less the sample's own entropy, zero for a perfect
+        reconstruction); low scores flag samples the autoencoder
+        reconstructs badly, such as outliers.
 
         Parameters
         ----------

@@ -53,8 +53,17 @@ class ReconstructionLoss:
         return F.mse_loss(self.activation(pre_activation), target)
 
     def per_sample(self, pre_activation, target):
-        """One error per row: the mean over its features."""
-        return self.elementwise(pre_activation, target).mean(dim=1)
+        """One error per row: the mean over its features.
+
+        For ``"bce"`` this is the relative entropy, the cross-entropy less
+        the target's own entropy: zero for a perfect reconstruction, so that
+        a grey pixel reproduced exactly costs nothing (its cross-entropy
+        does not vanish). Training follows the same gradients either way.
+        """
+        errors = self.elementwise(pre_activation, target)
+        if self.kind == "bce":
+            errors = errors - torch.special.entr(target) - torch.special.entr(1.0 - target)
+        return errors.mean(dim=1)
 
 
 # ------------------------------------------------------------- optimisers

@@ -169,8 +169,12 @@ def test_bce_loss_works_on_logits_and_matches_the_probability_form():
     logits = torch.tensor([[-50.0, 0.0, 3.0]])
     target = torch.tensor([[0.0, 0.5, 1.0]])
     p = torch.sigmoid(logits).clamp(1e-12, 1 - 1e-12)
-    expected = -(target * p.log() + (1 - target) * (1 - p).log())
-    torch.testing.assert_close(loss.per_sample(logits, target), expected.mean(dim=1))
+    cross_entropy = -(target * p.log() + (1 - target) * (1 - p).log())
+    torch.testing.assert_close(loss(logits, target), cross_entropy.mean())
+    # Per sample: the relative entropy; the target 0.5 has entropy log 2.
+    own_entropy = torch.tensor([[0.0, torch.log(torch.tensor(2.0)).item(), 0.0]])
+    torch.testing.assert_close(loss.per_sample(logits, target), (cross_entropy - own_entropy).mean(dim=1))
+    assert loss.per_sample(torch.zeros(1, 3), torch.full((1, 3), 0.5)).item() == pytest.approx(0.0, abs=1e-7)
     assert torch.isfinite(loss(torch.tensor([[-1e4, 1e4]]), torch.tensor([[1.0, 0.0]])))
 
 
