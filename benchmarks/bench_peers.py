@@ -259,8 +259,8 @@ def run_dataset(name, X, hidden, epochs, contenders, rounds, peak):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="folder with the MNIST IDX gzip files; MNIST is skipped without it")
-    parser.add_argument("--rounds", type=int, default=3, help="fits of each contender, alternated (default 3)")
-    parser.add_argument("--digits-epochs", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=5, help="fits of each contender, alternated (default 5)")
+    parser.add_argument("--digits-epochs", type=int, default=100)
     parser.add_argument("--synthetic-epochs", type=int, default=3)
     parser.add_argument("--mnist-epochs", type=int, default=2)
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
