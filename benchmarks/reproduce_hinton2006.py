@@ -73,6 +73,33 @@ def fit_autoencoder(X_train, args):
     return model
 
 
+def draw_reconstructions(X_test, model, pca, path, ours, pca_error, n_images=12):
+    """Test images (top), our reconstructions (middle) and PCA-30's (bottom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = X_test[:n_images]
+    rows = {
+        "test images": images,
+        f"StackedAutoencoder, 30-d codes ({ours:.2f})": model.inverse_transform(model.transform(images)),
+        f"PCA, 30 components ({pca_error:.2f})": pca.inverse_transform(pca.transform(images)),
+    }
+    fig, axes = plt.subplots(3, n_images, figsize=(n_images * 0.8, 3.6), gridspec_kw={"hspace": 0.45, "wspace": 0.05})
+    for row, (label, pictures) in enumerate(rows.items()):
+        for column in range(n_images):
+            ax = axes[row, column]
+            ax.imshow(pictures[column].reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        # A row label above the row's first image, free to run across the row.
+        axes[row, 0].text(0, -4, label, fontsize=9, ha="left", va="bottom")
+    fig.text(0.5, 0.01, "squared error per test image, summed over pixels, in brackets", ha="center", fontsize=8)
+    fig.savefig(path, dpi=110)
+    print(f"figure written to {path}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="folder with the four IDX gzip files")
@@ -81,13 +108,14 @@ def main(argv=None):
     parser.add_argument("--pretrain-epochs", type=int, default=10)
     parser.add_argument("--no-pretraining", action="store_true", help="give the fine-tune the whole budget")
     parser.add_argument(
-        "--stages", default="60:1e-3,30:3e-4,20:1e-4", help="fine-tune epochs:learning rate, comma-separated"
+        "--stages", default="100:1e-3,60:3e-4,40:1e-4", help="fine-tune epochs:learning rate, comma-separated"
     )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--train-samples", type=int, help="train on the first N images only (quick trials)")
     parser.add_argument("--skip-logistic", action="store_true", help="skip the classifiers on the codes")
+    parser.add_argument("--figure", help="draw test images above their reconstructions (ours, PCA) to this file")
     args = parser.parse_args(argv)
 
     X_train, y_train, X_test, y_test = load_mnist_like(args.data_dir)
@@ -126,6 +154,9 @@ def main(argv=None):
         ["model", "test squared error per image", "train", "paper (MNIST)", "fit seconds"],
         rows,
     )
+
+    if args.figure:
+        draw_reconstructions(X_test, model, pca, args.figure, ours, pca_error)
 
     if not args.skip_logistic:
         accuracies = []
