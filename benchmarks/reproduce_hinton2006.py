@@ -14,7 +14,9 @@ trained on the 30-d codes against one trained on PCA-30.
 
 The fine-tune runs in stages of falling learning rate (``--stages``), each
 continuing the last with ``warm_start=True``; ``--no-pretraining`` gives the
-same budget to the fine-tune alone, from the random initialisation.
+same budget to the fine-tune alone, from the random initialisation: one
+pretraining epoch trains every layer and its mirror once, the FLOPs of one
+fine-tune epoch, so the first stage gets ``--pretrain-epochs`` more epochs.
 
 Run::
 
@@ -52,6 +54,8 @@ def parse_stages(text):
 
 def fit_autoencoder(X_train, args):
     stages = parse_stages(args.stages)
+    if args.no_pretraining:
+        stages[0] = (stages[0][0] + args.pretrain_epochs, stages[0][1])
     model = StackedAutoencoder(
         (1000, 500, 250, 30),
         activation=args.activation,
@@ -63,6 +67,8 @@ def fit_autoencoder(X_train, args):
         batch_size=args.batch_size,
         learning_rate=stages[0][1],
         precision=args.precision,
+        optimizer=args.optimizer,
+        alpha=args.alpha,
         random_state=args.random_state,
         verbose=1,
     )
@@ -107,9 +113,9 @@ def main(argv=None):
     parser.add_argument("--loss", default="bce", choices=["bce", "mse"])
     parser.add_argument("--pretrain-epochs", type=int, default=10)
     parser.add_argument("--no-pretraining", action="store_true", help="give the fine-tune the whole budget")
-    parser.add_argument(
-        "--stages", default="100:1e-3,60:3e-4,40:1e-4", help="fine-tune epochs:learning rate, comma-separated"
-    )
+    parser.add_argument("--stages", default="100:1e-3,20:3e-4", help="fine-tune epochs:learning rate, comma-separated")
+    parser.add_argument("--optimizer", default="adamw", choices=["adam", "adamw", "sgd"])
+    parser.add_argument("--alpha", type=float, default=0.1, help="weight decay (default: 0.1 with adamw)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--random-state", type=int, default=0)
