@@ -92,7 +92,7 @@ def naive_greedy(X, hidden, epochs, seed):
     options = TrainingOptions(batch_size=256)
     seconds = []
     for k in range(network.n_layers):
-        frozen = partial(_frozen_codes, network, k)
+        frozen = partial(network.encode, n_layers=k)
         target = {}
 
         def forward(inputs, *, dropout=0.0, generator=None, frozen=frozen, target=target, k=k):
@@ -116,13 +116,6 @@ def naive_greedy(X, hidden, epochs, seed):
         train_phase(phase, options, generator)
         seconds.append(time.perf_counter() - started)
     return seconds
-
-
-def _frozen_codes(network, k, inputs):
-    hidden = inputs
-    for j in range(k):
-        hidden = network.encode_layer(j, hidden)
-    return hidden
 
 
 def isolated_shallow(caches, hidden, epochs, seed):

@@ -259,10 +259,10 @@ class StackedAutoencoderNetwork(nn.Module):
         """Decoder layer ``k`` applied to ``hidden``, activation included."""
         return self._decoder_activations[k](self.decoder[k](hidden))
 
-    def encode(self, inputs):
-        """The codes of ``inputs``: every encoder layer in turn."""
+    def encode(self, inputs, n_layers=None):
+        """The codes of ``inputs``: every encoder layer in turn, or the first ``n_layers``."""
         hidden = inputs
-        for k in range(self.n_layers):
+        for k in range(self.n_layers if n_layers is None else n_layers):
             hidden = self.encode_layer(k, hidden)
         return hidden
 

@@ -346,14 +346,6 @@ def _onto_sphere(rows, norm):
     return rows / lengths * norm
 
 
-def _encode_to_layer(network, layer, inputs):
-    """The activations of hidden layer ``layer`` (counted from 1) for ``inputs``."""
-    hidden = inputs
-    for k in range(layer):
-        hidden = network.encode_layer(k, hidden)
-    return hidden
-
-
 @torch.no_grad()
 def _most_activating_rows(network, layer, units, X, norm):
     """For each unit, the row of ``X``, scaled to ``norm``, that activates it most.
@@ -367,7 +359,7 @@ def _most_activating_rows(network, layer, units, X, norm):
     for start in range(0, len(X), _ACTIVATION_BATCH_SIZE):
         batch = torch.as_tensor(X[start : start + _ACTIVATION_BATCH_SIZE], dtype=torch.float32, device=device)
         batch = _onto_sphere(batch, norm)
-        activations, indices = _encode_to_layer(network, layer, batch)[:, units].max(dim=0)
+        activations, indices = network.encode(batch, n_layers=layer)[:, units].max(dim=0)
         better = activations > best_activations
         best_activations = torch.where(better, activations, best_activations)
         best_rows[better] = batch[indices[better]]
@@ -394,7 +386,7 @@ def _maximizing_inputs(network, layer, units, X):
     with torch.enable_grad():
         for step in range(_MAXIMIZE_STEPS):
             inputs.requires_grad_(True)
-            activations = _encode_to_layer(network, layer, inputs)[rows, units]
+            activations = network.encode(inputs, n_layers=layer)[rows, units]
             (gradient,) = torch.autograd.grad(activations.sum(), inputs)
             with torch.no_grad():
                 # Normalised steps of a shrinking length: the size of a
