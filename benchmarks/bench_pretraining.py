@@ -31,64 +31,65 @@ import numpy as np
 import torch
 from _common import load_mnist_like, machine_description, print_table, synthetic_manifold
 
-import sk_stackae._estimator as estimator_module
 from sk_stackae import StackedAutoencoder
 from sk_stackae._data import TensorRows, as_tensor
+from sk_stackae._listeners import TrainingListener, listening
 from sk_stackae._network import StackedAutoencoderNetwork
-from sk_stackae._training import Phase, ReconstructionLoss, TrainingOptions, train_phase
+from sk_stackae._training import Phase, ReconstructionLoss, TrainingOptions, seeded_generator, train_phase
 
 
-def estimator(hidden, epochs, seed):
+def estimator(hidden, epochs, seed, device="cpu"):
     return StackedAutoencoder(
         hidden,
         activation="relu",
         pretrain_epochs=epochs,
         finetune_epochs=0,
         batch_size=256,
-        device="cpu",
+        device=device,
         random_state=seed,
     )
 
 
+class _Stopwatch(TrainingListener):
+    """Times every phase and every cache pass of a fit, and keeps a copy of each cache."""
+
+    def __init__(self, X):
+        self.phase_seconds = []
+        self.cache_seconds = [0.0]
+        self.caches = [X]
+        self._started = None
+
+    def phase_started(self, phase):
+        self._started = time.perf_counter()
+
+    def phase_ended(self, phase, result):
+        self.phase_seconds.append(time.perf_counter() - self._started)
+
+    def cache_started(self, layer, rows, width):
+        self._started = time.perf_counter()
+
+    def cache_ended(self, layer, cache):
+        self.cache_seconds.append(time.perf_counter() - self._started)
+        self.caches.append(cache.tensor.numpy().copy())
+
+
 def cached_greedy(X, hidden, epochs, seed):
     """Seconds of each phase's training and of the cache pass before it, and the caches."""
-    phase_seconds = []
-    cache_seconds = []
-    caches = [X]
-    original_train_phase = estimator_module.train_phase
-    original_cache_codes = estimator_module.cache_codes
-
-    def timed_train_phase(phase, *args, **kwargs):
-        started = time.perf_counter()
-        result = original_train_phase(phase, *args, **kwargs)
-        phase_seconds.append(time.perf_counter() - started)
-        return result
-
-    def timed_cache_codes(*args, **kwargs):
-        started = time.perf_counter()
-        rows = original_cache_codes(*args, **kwargs)
-        cache_seconds.append(time.perf_counter() - started)
-        caches.append(rows.tensor.numpy().copy())
-        return rows
-
-    estimator_module.train_phase = timed_train_phase
-    estimator_module.cache_codes = timed_cache_codes
-    try:
+    stopwatch = _Stopwatch(X)
+    with listening(stopwatch):
         model = estimator(hidden, epochs, seed).fit(X)
-    finally:
-        estimator_module.train_phase = original_train_phase
-        estimator_module.cache_codes = original_cache_codes
-    return phase_seconds, [0.0, *cache_seconds], caches, model
+    return stopwatch.phase_seconds, stopwatch.cache_seconds, stopwatch.caches, model
 
 
-def naive_greedy(X, hidden, epochs, seed):
+def naive_greedy(X, hidden, epochs, seed, device="cpu"):
     """Seconds of each phase when the frozen layers run on every batch instead of once."""
-    model = estimator(hidden, epochs, seed)
-    network = model._new_network(
-        X.shape[1], tuple(hidden), torch.device("cpu"), estimator_module._seeded_generator(seed)
+    network = StackedAutoencoderNetwork(
+        X.shape[1], tuple(hidden), activation="relu", code_activation="identity", output_activation="identity"
     )
-    generator = estimator_module._seeded_generator(seed)
-    rows = TensorRows(as_tensor(X))
+    network.reset_parameters(seeded_generator(seed))
+    network.to(device)
+    generator = seeded_generator(seed)
+    rows = TensorRows(as_tensor(X).to(device))
     options = TrainingOptions(batch_size=256)
     seconds = []
     for k in range(network.n_layers):
@@ -108,7 +109,7 @@ def naive_greedy(X, hidden, epochs, seed):
             name=f"naive layer {k + 1}",
             parameters=network.layer_parameters(k),
             forward=forward,
-            loss=lambda pre, _, base_loss=base_loss, target=target: base_loss(pre, target["codes"]),
+            loss=lambda pre, clean, codes=None, base_loss=base_loss, target=target: base_loss(pre, target["codes"]),
             code_activations=[network.encoder_activation_names[k]],
             rows=rows,
             epochs=epochs,
@@ -138,7 +139,7 @@ def isolated_shallow(caches, hidden, epochs, seed):
             code_activation=stack.encoder_activation_names[k],
             output_activation=stack.decoder_activation_names[k],
         )
-        network.reset_parameters(estimator_module._seeded_generator(seed))
+        network.reset_parameters(seeded_generator(seed))
         rows = TensorRows(as_tensor(codes))
         network.start_reconstruction_at(0, rows.tensor.mean(dim=0))
         phase = Phase(
@@ -151,7 +152,7 @@ def isolated_shallow(caches, hidden, epochs, seed):
             epochs=epochs,
         )
         started = time.perf_counter()
-        train_phase(phase, TrainingOptions(batch_size=256), estimator_module._seeded_generator(seed))
+        train_phase(phase, TrainingOptions(batch_size=256), seeded_generator(seed))
         seconds.append(time.perf_counter() - started)
     return seconds
 

@@ -1,11 +1,7 @@
 """StackedAutoencoder: the scikit-learn surface, input validation and orchestration."""
 
-import copy
 import math
-import warnings
 from contextlib import contextmanager
-from dataclasses import replace
-from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,26 +14,31 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
 
 from . import __version__
-from ._data import cache_codes, column_means, inference_batch_size, map_row_batches, training_rows
-from ._device import device_for_loading, resolve_device, tree_to_numpy, tree_to_torch
+from ._data import inference_batch_size, map_row_batches
+from ._device import cpu_has_bfloat16_units, device_for_loading, resolve_device, tree_to_numpy, tree_to_torch
 from ._distributed import replicas_for
+from ._engine import Finetune, FitPlan, FittedState, GreedyPretraining, fit_network
+from ._listeners import attached_listeners
 from ._network import ACTIVATIONS, build_network
 from ._progress import make_progress
 from ._training import (
     NOISES,
     OPTIMIZERS,
-    Phase,
     PhaseResult,
     ReconstructionLoss,
     TrainingOptions,
-    continue_optimizer,
-    make_optimizer,
-    train_phase,
+    optimizer_from_numpy,
+    optimizer_saved_in_format_1,
+    optimizer_to_numpy,
+    seeded_generator,
 )
+from ._warnings import warn_at_caller
 
 # Version of what __getstate__ writes; raise it when an older reader could
 # not make sense of the new layout.
-_PICKLE_FORMAT = 1
+_PICKLE_FORMAT = 2
+# Formats this version reads: 1 saved partial_fit's optimiser without its class.
+_READABLE_PICKLE_FORMATS = (1, 2)
 
 
 class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -64,8 +65,12 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     :class:`~sklearn.model_selection.GridSearchCV` with or without a
     supervised step after it.
 
-    The network is a PyTorch module that computes in float32, on a GPU when
-    there is one; outputs keep the input's float dtype.
+    The network is a PyTorch module that trains in float32, on a GPU when
+    there is one; outputs keep the input's float dtype (float16 input gives
+    float32). float64 input is encoded in float64, so that a row's code
+    depends on the rest of its batch by float64 rounding only; that is
+    slower than float32 (see the User Guide for the figure): pass float32
+    when its precision is enough.
 
     Parameters
     ----------
@@ -192,7 +197,9 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         computes in the input's float dtype. ``"bfloat16"`` runs forward and
         backward passes under ``torch.autocast`` in bfloat16, which pays on
         GPUs and on CPUs with bfloat16 units (AMX, AVX512-BF16), and rounds
-        the products to about three significant digits. ``"tf32"`` lets
+        the products to about three significant digits. On a CPU without
+        them torch emulates bfloat16 and training is 2x to 10x slower than
+        float32 (measured), so :meth:`fit` warns there. ``"tf32"`` lets
         NVIDIA GPUs use TensorFloat-32 products (the flag is set during
         training only and put back); on the CPU it is ``"float32"``.
 
@@ -216,7 +223,9 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Seeds every random draw (initialisation, shuffling, validation
         split, noise, dropout) through a ``torch.Generator`` of this
         estimator's own; the global torch and numpy generators are neither
-        read nor changed. An int gives bit-identical results on the CPU.
+        read nor changed. On the CPU, an int and the same rows give
+        bit-identical results (the rows in memory or memory-mapped, float32
+        or float64).
 
     verbose : int, default=0
         ``1`` prints one line per epoch of every phase; ``2`` shows a
@@ -421,9 +430,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self : object
             The fitted estimator.
         """
-        with _unchanged_on_failure(self):
-            self._fit(X)
-        return self
+        return self._fit(X, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -448,107 +455,114 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self : object
             The updated estimator.
         """
+        return self._fit(X, incremental=True)
+
+    def _fit(self, X, *, incremental):
+        """The one fit path: ``fit`` (fresh or warm-started) and ``partial_fit``.
+
+        It validates everything, plans the stages, calls the engine once and
+        stores what comes back; a fit that raises leaves the estimator as
+        it was.
+        """
+        continuing = hasattr(self, "network_") and (incremental or self.warm_start)
         with _unchanged_on_failure(self):
-            self._partial_fit(X)
+            if not incremental:
+                self._check_epochs(continuing)
+            X, hidden_layer_sizes = self._validate_training_input(X, reset=not continuing)
+            architecture = self._architecture(X.shape[1], hidden_layer_sizes)
+            if continuing:
+                self._check_same_architecture(architecture)
+            device = resolve_device(self.device)
+            options = self._training_options(device, incremental)
+            if options.early_stopping:
+                _check_validation_split(self.validation_fraction, X.shape[0])
+            self._warn_about_wasted_settings(X.shape[1], hidden_layer_sizes, device)
+            if incremental and continuing and getattr(self, "_generator", None) is not None:
+                generator = self._generator  # partial_fit draws on where it stopped
+            else:
+                generator = seeded_generator(_seed(self.random_state))
+            plan = FitPlan(
+                architecture=architecture,
+                stages=self._stages(continuing, incremental),
+                validation_fraction=self.validation_fraction,
+                incremental=incremental,
+            )
+            previous = FittedState(self.network_, getattr(self, "_optimizer", None)) if continuing else None
+            result = fit_network(
+                X,
+                plan,
+                options,
+                device,
+                generator,
+                previous=previous,
+                listeners=[*make_progress(self.verbose), *attached_listeners()],
+            )
+            self._store_fit(result, device, generator, continuing=continuing, incremental=incremental)
+        if result.interrupted_in is not None:
+            warn_at_caller(
+                f"Training interrupted by user during {result.interrupted_in}; the estimator keeps the network "
+                "as it was then, with the loss curves of the epochs that finished.",
+                UserWarning,
+            )
+        elif options.early_stopping:
+            self._warn_if_not_converged(result)
         return self
 
-    def _fit(self, X):
-        continuing = self.warm_start and hasattr(self, "network_")
-        self._check_epochs(continuing)
-        X, hidden_layer_sizes = self._validate_training_input(X, reset=not continuing)
-        device = resolve_device(self.device)
-        replicas = replicas_for(self.distributed, device)
-        generator = _seeded_generator(self.random_state)
-        options = replace(self._training_options(), replicas=replicas)
-        progress = make_progress(self.verbose)
+    def _stages(self, continuing, incremental):
+        """The stages of this call: pretraining and the fine-tune, or the fine-tune alone when continuing."""
+        finetune = Finetune(
+            epochs=1 if incremental else self.finetune_epochs, loss=self.loss, output_activation=self.output_activation
+        )
+        if continuing or incremental:
+            return (finetune,)
+        stages = []
+        if self.pretrain_epochs > 0:
+            stages.append(GreedyPretraining(epochs=self.pretrain_epochs, loss=self.loss))
+        if self.finetune_epochs > 0:
+            stages.append(finetune)
+        return tuple(stages)
 
-        record = _TrainingRecord(device=device, batch_size=options.batch_size)
-        with record.guard():
-            if continuing:
-                network = self._continued_network(X.shape[1], hidden_layer_sizes, device)
-            else:
-                network = self._new_network(X.shape[1], hidden_layer_sizes, device, generator)
-            replicas.broadcast_parameters(network.parameters())
-            record.network = network
-            rows = training_rows(X, device)
-            split = self._validation_split(rows.n_rows, generator) if self.early_stopping else None
-            if not continuing:
-                self._pretrain(network, rows, split, options, generator, progress, record)
-                if self.pretrain_epochs == 0:
-                    _start_reconstruction_at_mean(network, 0, rows, split, replicas)
-            self._finetune(network, rows, split, options, generator, progress, record)
-        if record.interrupted_in is None:
-            self._warn_if_not_converged(record)
-        else:
-            record.warn_interrupted()
-
-        self.network_ = record.network
+    def _store_fit(self, result, device, generator, *, continuing, incremental):
+        """Store the fitted attributes from the engine's result: the one place they are set."""
+        n_layers = result.network.n_layers
+        self.network_ = result.network
         self.device_ = device
+        pretraining = result.results_of(GreedyPretraining)
         if not continuing:
-            n_layers = len(hidden_layer_sizes)
-            pretraining = record.pretraining + [PhaseResult() for _ in range(n_layers - len(record.pretraining))]
-            self.pretrain_loss_curves_ = [result.loss_curve for result in pretraining]
+            pretraining += [PhaseResult() for _ in range(n_layers - len(pretraining))]
+            self.pretrain_loss_curves_ = [phase.loss_curve for phase in pretraining]
             self.pretrain_validation_scores_ = (
-                [result.validation_scores or [] for result in pretraining] if self.early_stopping else None
+                [phase.validation_scores or [] for phase in pretraining] if self._early_stopping(incremental) else None
             )
-        finetune = record.finetune
-        previous_curve = self.loss_curve_ if continuing else []
-        self.loss_curve_ = previous_curve + finetune.loss_curve
+        finetune = result.results_of(Finetune)
+        finetune = finetune[0] if finetune else PhaseResult()
+        self.loss_curve_ = (self.loss_curve_ if continuing else []) + finetune.loss_curve
         self.n_iter_ = len(self.loss_curve_)
-        self.validation_scores_ = (finetune.validation_scores or []) if self.early_stopping else None
-        self.best_validation_score_ = max(self.validation_scores_, default=None) if self.early_stopping else None
-        # A fit starts the optimiser afresh; only partial_fit carries it on.
-        self.__dict__.pop("_optimizer", None)
-        self.__dict__.pop("_generator", None)
+        if self._early_stopping(incremental):
+            self.validation_scores_ = finetune.validation_scores or []
+            self.best_validation_score_ = max(self.validation_scores_, default=None)
+        else:
+            self.validation_scores_ = self.best_validation_score_ = None
+        if incremental:
+            self._optimizer = result.optimizer
+            self._generator = generator
+        else:
+            # A fit starts the optimiser afresh; only partial_fit carries it on.
+            self.__dict__.pop("_optimizer", None)
+            self.__dict__.pop("_generator", None)
 
-    def _partial_fit(self, X):
-        first_call = not hasattr(self, "network_")
-        X, hidden_layer_sizes = self._validate_training_input(X, reset=first_call)
-        device = resolve_device(self.device)
-        replicas = replicas_for(self.distributed, device)
-        options = replace(self._training_options(), early_stopping=False, replicas=replicas)
-        record = _TrainingRecord(device=device, batch_size=options.batch_size)
-        with record.guard():
-            rows = training_rows(X, device)
-            if first_call:
-                generator = _seeded_generator(self.random_state)
-                network = self._new_network(X.shape[1], hidden_layer_sizes, device, generator)
-                replicas.broadcast_parameters(network.parameters())
-                _start_reconstruction_at_mean(network, 0, rows, None, replicas)
-                optimizer = None
-            else:
-                generator = getattr(self, "_generator", None) or _seeded_generator(self.random_state)
-                network, optimizer = self._continued_training_state(X.shape[1], hidden_layer_sizes, device)
-            record.network = network
-            phase = self._finetune_phase(network, rows, None, epochs=1)
-            optimizer = continue_optimizer(optimizer, options, phase.parameters, min(options.batch_size, X.shape[0]))
-            record.start(phase.name, max(network.widths))
-            record.finetune = PhaseResult()
-            train_phase(phase, options, generator, make_progress(self.verbose), optimizer, record.finetune)
-        if record.interrupted_in is not None:
-            record.warn_interrupted()
-
-        self.network_ = network
-        self.device_ = device
-        self._optimizer = optimizer
-        self._generator = generator
-        if first_call:
-            self.pretrain_loss_curves_ = [[] for _ in hidden_layer_sizes]
-            self.pretrain_validation_scores_ = None
-            self.loss_curve_ = []
-        self.loss_curve_ = self.loss_curve_ + record.finetune.loss_curve
-        self.n_iter_ = len(self.loss_curve_)
-        self.validation_scores_ = None
-        self.best_validation_score_ = None
+    def _early_stopping(self, incremental):
+        """Whether this call validates: fit with early_stopping, never partial_fit (no held-out set)."""
+        return bool(self.early_stopping) and not incremental
 
     def _validate_training_input(self, X, reset):
         """Check the hyperparameters and the data before any training."""
         hidden_layer_sizes = self._check_hyperparameters()
-        X = validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=reset)
+        X = _as_float_input(validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=reset))
         self._check_value_range(X)
         return X, hidden_layer_sizes
 
-    def _training_options(self):
+    def _training_options(self, device, incremental):
         return TrainingOptions(
             optimizer=self.optimizer,
             learning_rate=float(self.learning_rate),
@@ -560,10 +574,11 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             dropout=float(self.dropout),
             sparsity=float(self.sparsity),
             sparsity_target=float(self.sparsity_target),
-            early_stopping=bool(self.early_stopping),
+            early_stopping=self._early_stopping(incremental),
             n_iter_no_change=int(self.n_iter_no_change),
             tol=float(self.tol),
             precision=self.precision,
+            replicas=replicas_for(self.distributed, device),
         )
 
     def _architecture(self, n_features, hidden_layer_sizes):
@@ -576,15 +591,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             "tied_weights": bool(self.tied_weights),
         }
 
-    def _new_network(self, n_features, hidden_layer_sizes, device, generator):
-        network = build_network(self._architecture(n_features, hidden_layer_sizes))
-        # Initialised on the CPU from our own generator, then moved: the same
-        # seed gives the same starting weights on every device.
-        network.reset_parameters(generator)
-        return network.to(device)
-
-    def _check_same_architecture(self, n_features, hidden_layer_sizes):
-        wanted = self._architecture(n_features, hidden_layer_sizes)
+    def _check_same_architecture(self, wanted):
         fitted = self.network_.config
         changes = [f"{key}: {fitted[key]!r} -> {wanted[key]!r}" for key in wanted if wanted[key] != fitted[key]]
         if changes:
@@ -593,106 +600,39 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 f"another architecture ({'; '.join(changes)}). Call fit with warm_start=False to train a new network."
             )
 
-    def _continued_network(self, n_features, hidden_layer_sizes, device):
-        """A copy of the fitted network to train on, so a failure leaves the original intact."""
-        self._check_same_architecture(n_features, hidden_layer_sizes)
-        return copy.deepcopy(self.network_).to(device)
-
-    def _continued_training_state(self, n_features, hidden_layer_sizes, device):
-        """Copies of the fitted network and of partial_fit's optimiser, which refers to it."""
-        self._check_same_architecture(n_features, hidden_layer_sizes)
-        optimizer = getattr(self, "_optimizer", None)
-        if optimizer is not None and self.device_ != device:
-            optimizer = None  # its state lives on the old device; start afresh on the new one
-        network, optimizer = copy.deepcopy((self.network_, optimizer))
-        return network.to(device), optimizer
-
-    def _validation_split(self, n_samples, generator):
-        """Indices of the training and the held-out rows, for early stopping."""
-        n_validation = math.ceil(self.validation_fraction * n_samples)
-        if n_validation < 1 or n_validation >= n_samples:
-            raise ValueError(
-                f"early_stopping=True with validation_fraction={self.validation_fraction} holds out "
-                f"{n_validation} of {n_samples} sample(s), which leaves "
-                f"{'none to validate on' if n_validation < 1 else 'none to train on'}. "
-                "Use more samples, another validation_fraction, or early_stopping=False."
+    def _warn_about_wasted_settings(self, n_features, hidden_layer_sizes, device):
+        """Warn about settings that train, but not as the user meant."""
+        code_size = hidden_layer_sizes[-1]
+        regularised = (self.noise is not None and self.noise_level > 0) or self.sparsity > 0
+        if code_size >= n_features and not regularised:
+            warn_at_caller(
+                f"The code ({code_size} units, hidden_layer_sizes[-1]) is as wide as the input or wider "
+                f"({n_features} features): without noise or sparsity the autoencoder can learn to copy its "
+                "input, and its codes then compress nothing. Use a code narrower than the input, e.g. "
+                f"hidden_layer_sizes=({max(1, n_features // 2)},), or set noise or sparsity to learn an "
+                "overcomplete code.",
+                UserWarning,
             )
-        order = torch.randperm(n_samples, generator=generator)
-        return order[n_validation:], order[:n_validation]
-
-    def _pretrain(self, network, rows, split, options, generator, progress, record):
-        """Greedy layer-wise pretraining, each phase on the cached codes below it."""
-        n_layers = network.n_layers
-        if self.pretrain_epochs == 0:
-            return
-        layer_rows = rows
-        for k in range(n_layers):
-            if k > 0:
-                # Layer k-1 is frozen from here on: run it once over its input
-                # and let phase k train on the result.
-                record.start(f"caching the codes of layer {k} for pretraining", network.widths[k], layer_rows.n_rows)
-                layer_rows = cache_codes(
-                    partial(network.encode_layer, k - 1),
-                    layer_rows,
-                    network.widths[k],
-                    inference_batch_size(network.widths[k - 1 : k + 1], options.batch_size),
-                    # The previous cache is ours to overwrite; X is not.
-                    reuse_storage=k > 1,
-                )
-            phase = Phase(
-                name=f"pretrain layer {k + 1}/{n_layers}",
-                parameters=network.layer_parameters(k),
-                forward=partial(network.reconstruct_layer, k),
-                loss=ReconstructionLoss(self.loss if k == 0 else "mse", network.decoder_activation_names[k]),
-                code_activations=[network.encoder_activation_names[k]],
-                rows=layer_rows,
-                epochs=self.pretrain_epochs,
-                **_split_on(split, layer_rows),
+        if self.precision == "bfloat16" and device.type == "cpu" and cpu_has_bfloat16_units() is False:
+            warn_at_caller(
+                "precision='bfloat16' on a CPU without bfloat16 units (AVX512-BF16 or AMX): torch emulates "
+                "the bfloat16 products, which makes training several times slower than float32 (2x to 10x "
+                "measured) with no gain. Use precision='float32' on this machine.",
+                UserWarning,
             )
-            record.start(phase.name, max(network.widths[k : k + 2]))
-            _start_reconstruction_at_mean(network, k, layer_rows, split, options.replicas)
-            result = PhaseResult()
-            record.pretraining.append(result)
-            train_phase(phase, options, generator, progress, result=result)
 
-    def _finetune_phase(self, network, rows, split, epochs):
-        return Phase(
-            name="finetune",
-            parameters=list(network.parameters()),
-            forward=network.reconstruct,
-            loss=ReconstructionLoss(self.loss, self.output_activation),
-            code_activations=list(network.encoder_activation_names),
-            rows=rows,
-            epochs=epochs,
-            **_split_on(split, rows),
-        )
-
-    def _finetune(self, network, rows, split, options, generator, progress, record):
-        """Train the whole stack end to end on the reconstruction loss."""
-        if self.finetune_epochs == 0:
-            return
-        phase = self._finetune_phase(network, rows, split, self.finetune_epochs)
-        record.start(phase.name, max(network.widths))
-        record.finetune = PhaseResult()
-        train_phase(phase, options, generator, progress, result=record.finetune)
-
-    def _warn_if_not_converged(self, record):
+    def _warn_if_not_converged(self, result):
         """One ConvergenceWarning naming every phase that ran out of epochs while still improving."""
-        if not self.early_stopping:
-            return
-        unfinished = []
-        for k, result in enumerate(record.pretraining):
-            if result.loss_curve and not result.stopped_early:
-                unfinished.append(f"pretrain layer {k + 1} ({len(result.loss_curve)} epochs)")
-        finetune = record.finetune
-        if finetune.loss_curve and not finetune.stopped_early:
-            unfinished.append(f"finetune ({len(finetune.loss_curve)} epochs)")
+        unfinished = [
+            f"{phase.name.split('/')[0]} ({len(phase.loss_curve)} epochs)"
+            for _, phase in result.phases
+            if phase.loss_curve and not phase.stopped_early
+        ]
         if unfinished:
-            warnings.warn(
+            warn_at_caller(
                 "The validation score was still improving when the epoch budget ran out in "
                 f"{', '.join(unfinished)}. Increase pretrain_epochs or finetune_epochs, or raise tol.",
                 ConvergenceWarning,
-                stacklevel=3,
             )
 
     def _check_hyperparameters(self):
@@ -759,9 +699,9 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         """The fitted network, computing in ``dtype``.
 
         float64 input is encoded in float64 by an upcast twin of the float32
-        network, at about half the float32 speed: a sample's code then does
-        not depend on which other samples share its batch (float32 matrix
-        products round differently for different batch sizes).
+        network, slower than float32: a sample's code then depends on which
+        other samples share its batch by float64 rounding only (float32
+        matrix products round differently for different batch sizes).
         """
         if dtype == np.float32:
             return self.network_
@@ -787,7 +727,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             The codes, in ``X``'s float dtype (float64 for integer input).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=False)
+        X = _as_float_input(validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=False))
         network = self._inference_network(X.dtype)
         return self._map_rows(network.encode, X, network.code_size)
 
@@ -805,7 +745,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             The reconstruction, in the codes' float dtype.
         """
         check_is_fitted(self)
-        codes = check_array(X, dtype=FLOAT_DTYPES, input_name="X")
+        codes = _as_float_input(check_array(X, dtype=FLOAT_DTYPES, input_name="X"))
         if codes.shape[1] != self.network_.code_size:
             raise ValueError(
                 f"X has {codes.shape[1]} columns, but the codes of this StackedAutoencoder have "
@@ -833,7 +773,7 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             Minus each sample's reconstruction error, in ``X``'s float dtype.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=False)
+        X = _as_float_input(validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=False))
         self._check_value_range(X)
         loss = ReconstructionLoss(self.loss, self.output_activation)
         network = self._inference_network(X.dtype)
@@ -887,8 +827,8 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             network = state["network_"]
             state["network_"] = {"config": dict(network.config), "state_dict": tree_to_numpy(network.state_dict())}
             state["device_"] = str(state["device_"])
-        if "_optimizer" in state:
-            state["_optimizer"] = tree_to_numpy(state["_optimizer"].state_dict())
+        if state.get("_optimizer") is not None:
+            state["_optimizer"] = optimizer_to_numpy(state["_optimizer"], list(self.network_.parameters()))
         if "_generator" in state:
             state["_generator"] = state["_generator"].get_state().numpy()
         return state
@@ -897,10 +837,11 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         state = dict(state)
         pickle_format = state.pop("_sk_stackae_pickle_format", None)
         version = state.pop("_sk_stackae_version", "an unknown version")
-        if pickle_format != _PICKLE_FORMAT:
+        if pickle_format not in _READABLE_PICKLE_FORMATS:
+            readable = " and ".join(str(f) for f in _READABLE_PICKLE_FORMATS)
             raise ValueError(
-                f"This StackedAutoencoder was saved by sk-stackae {version} in pickle format {pickle_format}, "
-                f"which sk-stackae {__version__} cannot read (it reads format {_PICKLE_FORMAT}). Load it with "
+                f"This {type(self).__name__} was saved by sk-stackae {version} in pickle format {pickle_format}, "
+                f"which sk-stackae {__version__} cannot read (it reads formats {readable}). Load it with "
                 f"sk-stackae {version} and refit, or refit it with this version."
             )
         saved_network = state.get("network_")
@@ -915,83 +856,11 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             state["_generator"] = torch.Generator().set_state(torch.from_numpy(state["_generator"]))
         super().__setstate__(state)
         if saved_optimizer is not None:
-            # Rebound to the restored parameters; load_state_dict restores the
-            # saved hyperparameters and moves the state to their device.
-            self._optimizer = make_optimizer(self._training_options(), list(self.network_.parameters()), 1)
-            self._optimizer.load_state_dict(tree_to_torch(saved_optimizer))
-
-
-class _TrainingRecord:
-    """What a fit has done so far, kept when the user interrupts it.
-
-    It also turns running out of memory into an error that says where, with
-    which sizes, and what to change.
-    """
-
-    def __init__(self, device, batch_size):
-        self.device = device
-        self.batch_size = batch_size
-        self.network = None
-        self.pretraining = []
-        self.finetune = PhaseResult()
-        self.interrupted_in = None
-        self.training_started = False
-        self._stage = "setting up"
-        self._width = None
-        self._rows = None
-
-    def start(self, stage, width, rows=None):
-        """Note the stage that runs next and the widest layer it computes (a cache: its rows too)."""
-        self.training_started = self.training_started or rows is None
-        self._stage = stage
-        self._width = width
-        self._rows = rows
-
-    @contextmanager
-    def guard(self):
-        try:
-            yield
-        except KeyboardInterrupt:
-            if not self.training_started:
-                raise  # nothing trained yet: nothing worth keeping
-            self.interrupted_in = self._stage
-        except (RuntimeError, MemoryError) as error:
-            if not _is_out_of_memory(error):
-                raise
-            raise self._out_of_memory(error) from error
-
-    def warn_interrupted(self):
-        warnings.warn(
-            f"Training interrupted by user during {self.interrupted_in}; the estimator keeps the network "
-            "as it was then, with the loss curves of the epochs that finished.",
-            UserWarning,
-            stacklevel=4,
-        )
-
-    def _out_of_memory(self, error):
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if self._rows is not None:
-            gibibytes = self._rows * self._width * 4 / 2**30
-            size = f"a cache of {self._rows} x {self._width} float32 values ({gibibytes:.2f} GiB)"
-            advice = "use fewer samples or a narrower layer, or pretrain_epochs=0 to skip the caches"
-        else:
-            size = f"batches of {self.batch_size} rows through layers up to {self._width} units wide"
-            advice = (
-                f"lower batch_size (now {self.batch_size}), use narrower hidden_layer_sizes, "
-                "precision='bfloat16', or device='cpu'"
-            )
-        message = f"Out of memory on {self.device} while {self._stage}, with {size}: {first_line}. To fit, {advice}."
-        if isinstance(error, torch.OutOfMemoryError):
-            return type(error)(message)
-        return MemoryError(message)
-
-
-def _is_out_of_memory(error):
-    """Whether ``error`` is torch's or the allocator's way of saying memory ran out."""
-    if isinstance(error, torch.OutOfMemoryError | MemoryError):
-        return True
-    message = str(error)
-    return "can't allocate memory" in message or "not enough memory" in message
+            parameters = list(self.network_.parameters())
+            if pickle_format == 1:
+                saved_optimizer = optimizer_saved_in_format_1(saved_optimizer, parameters)
+            # Rebound to the restored parameters, with the class and groups it was saved with.
+            self._optimizer = optimizer_from_numpy(saved_optimizer, parameters)
 
 
 @contextmanager
@@ -1010,30 +879,38 @@ def _unchanged_on_failure(estimator):
         raise
 
 
-def _start_reconstruction_at_mean(network, k, rows, split, replicas):
-    """Start layer pair ``k``'s reconstruction at the mean of its training rows (on every replica)."""
-    train_indices = None if split is None else split[0].to(rows.index_device)
-    network.start_reconstruction_at(k, column_means(rows, train_indices, replicas))
+def _check_validation_split(validation_fraction, n_samples):
+    """Refuse, before any training, a validation split that leaves one side empty."""
+    n_validation = math.ceil(validation_fraction * n_samples)
+    if n_validation < 1 or n_validation >= n_samples:
+        raise ValueError(
+            f"early_stopping=True with validation_fraction={validation_fraction} holds out "
+            f"{n_validation} of {n_samples} sample(s), which leaves "
+            f"{'none to validate on' if n_validation < 1 else 'none to train on'}. "
+            "Use more samples, another validation_fraction, or early_stopping=False."
+        )
 
 
-def _split_on(split, rows):
-    """The Phase fields for an early-stopping split, with indices where ``rows`` wants them."""
-    if split is None:
-        return {}
-    train, validation = split
-    return {"train_indices": train.to(rows.index_device), "validation_indices": validation.to(rows.index_device)}
+def _as_float_input(X):
+    """Validated input in a dtype the network computes in: float16 becomes float32.
+
+    Half precision on the CPU is slow and loses digits that training and
+    inference need, so float16 rows are converted once, as integers are
+    converted to float64 by validation.
+    """
+    if X.dtype == np.float16:
+        return X.astype(np.float32)
+    return X
 
 
-def _seeded_generator(random_state):
-    """A CPU ``torch.Generator`` seeded from ``random_state``.
+def _seed(random_state):
+    """An integer seed drawn from ``random_state``.
 
     ``None`` seeds from fresh OS entropy rather than from numpy's global
     generator, which this estimator never reads.
     """
     if random_state is None:
-        seed = np.random.SeedSequence().entropy % 2**63
-    elif isinstance(random_state, np.random.RandomState):
-        seed = random_state.randint(np.iinfo(np.int32).max)
-    else:
-        seed = random_state
-    return torch.Generator().manual_seed(int(seed))
+        return np.random.SeedSequence().entropy % 2**63
+    if isinstance(random_state, np.random.RandomState):
+        return random_state.randint(np.iinfo(np.int32).max)
+    return int(random_state)

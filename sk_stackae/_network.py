@@ -1,7 +1,12 @@
-"""The torch modules of a symmetric stacked autoencoder.
+"""The torch modules of a symmetric stacked autoencoder, and what can be read off them.
 
 Nothing here knows about scikit-learn or about optimisers: the network maps
 inputs to codes and codes to reconstructions, layer by layer or all at once.
+:class:`StackedAutoencoderNetwork` is an ordinary ``torch.nn.Module`` whose
+``forward`` reconstructs its input; :meth:`~StackedAutoencoderNetwork.encoder_module`
+and :meth:`~StackedAutoencoderNetwork.decoder_module` give its two halves as
+standalone modules (to call from PyTorch code, or to export with
+``torch.onnx.export``).
 
 Layer ``k`` (0-based) is the pair (encoder layer ``k``, decoder layer ``k``):
 encoder layer ``k`` maps ``h[k] -> h[k + 1]`` and its mirror, decoder layer
@@ -11,6 +16,7 @@ output is the reconstruction. Pretraining phase ``k`` trains exactly the pair
 ``k`` as a shallow autoencoder on ``h[k]``.
 """
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -170,9 +176,24 @@ class StackedAutoencoderNetwork(nn.Module):
 
     Notes
     -----
+    ``network(x)`` (:meth:`forward`) is the reconstruction of ``x``, final
+    activation included, as :meth:`decode` of :meth:`encode` gives it.
     :meth:`reconstruct` and :meth:`reconstruct_layer` take ``dropout`` and a
     ``generator`` for training; every other method is inference and
     deterministic.
+
+    Examples
+    --------
+    >>> import torch
+    >>> network = StackedAutoencoderNetwork(
+    ...     4, (3, 2), activation="relu", code_activation="identity", output_activation="identity")
+    >>> network.reset_parameters(torch.Generator().manual_seed(0))
+    >>> x = torch.randn(5, 4)
+    >>> network(x).shape
+    torch.Size([5, 4])
+    >>> encoder, decoder = network.encoder_module(), network.decoder_module()
+    >>> torch.equal(decoder(encoder(x)), network(x))
+    True
     """
 
     def __init__(
@@ -239,10 +260,6 @@ class StackedAutoencoderNetwork(nn.Module):
         """The parameters that pretraining phase ``k`` trains: layer pair ``k``."""
         return [*self.encoder[k].parameters(), *self.decoder[k].parameters()]
 
-    def decoder_activation(self, k):
-        """The activation that ends decoder layer ``k``."""
-        return self._decoder_activations[k]
-
     @staticmethod
     def _drop(hidden, dropout, generator):
         if dropout == 0.0:
@@ -272,6 +289,29 @@ class StackedAutoencoderNetwork(nn.Module):
         for k in reversed(range(self.n_layers)):
             hidden = self.decode_layer(k, hidden)
         return hidden
+
+    def forward(self, inputs):
+        """The reconstruction of ``inputs``: encode, then decode."""
+        return self.decode(self.encode(inputs))
+
+    def encoder_module(self):
+        """The encoder as a standalone module: ``encoder(x)`` gives the codes of ``x``.
+
+        It shares this network's parameters (training one trains the
+        other) and holds nothing else, so it can be called, scripted or
+        exported (``torch.onnx.export``) on its own.
+        """
+        return Encoder(self.encoder, self.encoder_activation_names)
+
+    def decoder_module(self):
+        """The decoder as a standalone module: ``decoder(codes)`` gives the reconstruction.
+
+        It shares this network's parameters; with tied weights it holds the
+        encoder layers too, whose transposed weights it uses.
+        """
+        return Decoder(
+            self.decoder, self.decoder_activation_names, self.encoder if self.config["tied_weights"] else None
+        )
 
     def reconstruct_layer(self, k, inputs, *, dropout=0.0, generator=None):
         """Run layer pair ``k`` as a shallow autoencoder on ``h[k]``.
@@ -306,6 +346,137 @@ class StackedAutoencoderNetwork(nn.Module):
         return self.decoder[0](hidden), codes
 
 
+class Encoder(nn.Module):
+    """Dense layers and their activations, applied in order: the encoder half of a network.
+
+    Parameters
+    ----------
+    layers : torch.nn.ModuleList
+        The encoder layers (shared with the network they come from).
+    activation_names : list of str
+        The activation after each layer, keys of ``ACTIVATIONS``.
+    """
+
+    def __init__(self, layers, activation_names):
+        super().__init__()
+        self.layers = layers
+        self.activation_names = list(activation_names)
+
+    def forward(self, inputs):
+        hidden = inputs
+        for layer, name in zip(self.layers, self.activation_names, strict=True):
+            hidden = ACTIVATIONS[name](layer(hidden))
+        return hidden
+
+
+class Decoder(nn.Module):
+    """The decoder half of a network: its layers from the deepest to the reconstruction.
+
+    Parameters
+    ----------
+    layers : torch.nn.ModuleList
+        The decoder layers, layer 0 last applied (shared with the network).
+    activation_names : list of str
+        The activation after each layer, in the same order as ``layers``.
+    tied_encoder : torch.nn.ModuleList or None
+        With tied weights, the encoder layers whose transposed weights the
+        decoder layers use; registered here so that the module holds every
+        tensor it computes with.
+    """
+
+    def __init__(self, layers, activation_names, tied_encoder=None):
+        super().__init__()
+        self.layers = layers
+        self.activation_names = list(activation_names)
+        self.tied_encoder = tied_encoder
+
+    def forward(self, codes):
+        hidden = codes
+        for k in reversed(range(len(self.layers))):
+            hidden = ACTIVATIONS[self.activation_names[k]](self.layers[k](hidden))
+        return hidden
+
+
 def build_network(config):
     """Rebuild a network (parameters uninitialised) from its ``config``."""
     return StackedAutoencoderNetwork(**config)
+
+
+# --------------------------------------------- what the units respond to
+
+# Activation maximisation by projected gradient ascent: this many steps, the
+# first this fraction of the input norm long, each later one a little shorter.
+_MAXIMIZE_STEPS = 300
+_MAXIMIZE_FIRST_STEP = 0.1
+# Rows per no-grad batch when searching the data for each unit's best row.
+_ACTIVATION_BATCH_SIZE = 4096
+
+
+def linear_filters(network, layer):
+    """``W_layer @ ... @ W_1`` as a float64 array: each unit's linear response to the input.
+
+    For ``layer=1`` these are the first layer's weights, the units' exact
+    linear filters; deeper, the product leaves out the activations and
+    biases in between.
+    """
+    product = None
+    for k in range(layer):
+        weight = network.encoder[k].weight.detach().cpu().double().numpy()
+        product = weight if product is None else weight @ product
+    return product
+
+
+def _onto_sphere(rows, norm):
+    """Each row scaled to Euclidean norm ``norm``; rows of zeros stay zero."""
+    lengths = rows.norm(dim=1, keepdim=True).clamp_min(torch.finfo(rows.dtype).tiny)
+    return rows / lengths * norm
+
+
+@torch.no_grad()
+def _most_activating_rows(network, layer, units, X, norm):
+    """For each unit, the row of ``X``, scaled to ``norm``, that activates it most.
+
+    ``X`` stays in host memory; it goes to the network's device a batch at
+    a time.
+    """
+    device = units.device
+    best_activations = torch.full((len(units),), -torch.inf, device=device)
+    best_rows = torch.zeros((len(units), X.shape[1]), device=device)
+    for start in range(0, len(X), _ACTIVATION_BATCH_SIZE):
+        batch = torch.as_tensor(X[start : start + _ACTIVATION_BATCH_SIZE], dtype=torch.float32, device=device)
+        batch = _onto_sphere(batch, norm)
+        activations, indices = network.encode(batch, n_layers=layer)[:, units].max(dim=0)
+        better = activations > best_activations
+        best_activations = torch.where(better, activations, best_activations)
+        best_rows[better] = batch[indices[better]]
+    return best_rows
+
+
+def maximizing_inputs(network, layer, units, X):
+    """Inputs of the mean norm of the rows of ``X`` that maximise each unit, as a float64 array.
+
+    Erhan et al. (2009) "activation maximisation": for unit ``j`` of hidden
+    layer ``layer`` (counted from 1), find ``x`` with ``||x|| = norm`` that
+    maximises ``h_j(x)``, by projected gradient ascent. Each unit starts
+    from the row of ``X`` (a float ndarray), scaled to that norm, that
+    activates it most: a start inside the data, away from the stationary
+    points that symmetric starts (such as the unit's weights) can sit on.
+    Every unit's input is a row of one batch; as no row affects another's
+    unit, one backward pass gives every unit's gradient.
+    """
+    device = next(network.parameters()).device
+    norm = float(np.linalg.norm(X, axis=1).mean())
+    units = torch.as_tensor(units, device=device)
+    inputs = _most_activating_rows(network, layer, units, X, norm)
+    rows = torch.arange(len(units), device=device)
+    with torch.enable_grad():
+        for step in range(_MAXIMIZE_STEPS):
+            inputs.requires_grad_(True)
+            activations = network.encode(inputs, n_layers=layer)[rows, units]
+            (gradient,) = torch.autograd.grad(activations.sum(), inputs)
+            with torch.no_grad():
+                # Normalised steps of a shrinking length: the size of a
+                # unit's gradient says nothing about how far its optimum is.
+                step_length = _MAXIMIZE_FIRST_STEP * norm * (1 - step / _MAXIMIZE_STEPS)
+                inputs = _onto_sphere(inputs.detach() + step_length * _onto_sphere(gradient, 1.0), norm)
+    return inputs.cpu().double().numpy()

@@ -6,26 +6,22 @@ They follow scikit-learn's Display API (``from_estimator``, ``plot``, ``ax_``,
 """
 
 import math
+from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
-import torch
+from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_array
 from sklearn.utils.validation import check_is_fitted
 
+from ._engine import FINETUNE_NAME, pretrain_phase_name
 from ._estimator import StackedAutoencoder
+from ._network import linear_filters, maximizing_inputs
 
 _INSTALL_HINT = "pip install 'sk-stackae[plot]'"
 
 # Empty space between image tiles, as a fraction of a tile's width.
 _TILE_GAP = 0.15
-
-# Activation maximisation by projected gradient ascent: this many steps, the
-# first this fraction of the input norm long, each later one a little shorter.
-_MAXIMIZE_STEPS = 300
-_MAXIMIZE_FIRST_STEP = 0.1
-# Rows per no-grad batch when searching the data for each unit's best row.
-_ACTIVATION_BATCH_SIZE = 4096
 
 FEATURE_METHODS = ("weights", "maximize")
 
@@ -48,11 +44,17 @@ def _new_axes(figsize):
     return ax
 
 
+def _is_count(value):
+    """Whether ``value`` is an integer (numpy's too), and not a bool."""
+    return isinstance(value, Integral) and not isinstance(value, bool | np.bool_)
+
+
 def _check_image_shape(image_shape, n_features):
     """``image_shape`` as a (height, width) tuple of ints that holds ``n_features`` pixels."""
-    shape = tuple(int(size) for size in np.atleast_1d(image_shape))
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"image_shape must be (height, width) with positive sizes; got {image_shape!r}.")
+    sizes = list(np.atleast_1d(np.asarray(image_shape, dtype=object)))
+    if len(sizes) != 2 or not all(_is_count(size) and size >= 1 for size in sizes):
+        raise ValueError(f"image_shape must be (height, width) with positive integer sizes; got {image_shape!r}.")
+    shape = (int(sizes[0]), int(sizes[1]))
     if shape[0] * shape[1] != n_features:
         raise ValueError(
             f"image_shape={shape} holds {shape[0] * shape[1]} pixels, but the data have {n_features} features."
@@ -250,7 +252,9 @@ class ReconstructionDisplay:
             A fitted transformer with ``transform`` and
             ``inverse_transform``: a :class:`~sk_stackae.StackedAutoencoder`,
             a :class:`~sklearn.pipeline.Pipeline` of such transformers, or
-            :class:`~sklearn.decomposition.PCA`, for example.
+            :class:`~sklearn.decomposition.PCA`, for example. A pipeline
+            that goes on past its autoencoder (to a classifier, say) is
+            shown through its steps up to the autoencoder.
 
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Images, one flattened image per row, as ``estimator`` takes
@@ -303,6 +307,11 @@ class ReconstructionDisplay:
         'PCA'
         """
         _check_matplotlib_support(f"{cls.__name__}.from_estimator")
+        if isinstance(estimator, Pipeline) and not hasattr(estimator, "inverse_transform"):
+            # A pipeline that goes on past its autoencoder (to a classifier,
+            # say): reconstruct through the steps up to the autoencoder.
+            preprocessing, autoencoder = _find_autoencoder(estimator, cls.__name__)
+            estimator = autoencoder if preprocessing is None else Pipeline([*preprocessing.steps, ("ae", autoencoder)])
         for method in ("transform", "inverse_transform"):
             if not hasattr(estimator, method):
                 raise TypeError(
@@ -310,7 +319,7 @@ class ReconstructionDisplay:
                     f"{type(estimator).__name__} has no {method}."
                 )
         check_is_fitted(estimator)
-        if not isinstance(n_images, int | np.integer) or n_images < 1:
+        if not _is_count(n_images) or n_images < 1:
             raise ValueError(f"n_images must be a positive integer; got {n_images!r}.")
         shown = _safe_indexing(X, slice(0, n_images))
         originals = _dense_rows(shown)
@@ -325,75 +334,34 @@ class ReconstructionDisplay:
         return display.plot(ax=ax, cmap=cmap, **imshow_kwargs)
 
 
+def _find_autoencoder(estimator, caller):
+    """``(steps before it, autoencoder)``: a fitted autoencoder, or the one step of a Pipeline that is one.
+
+    The steps before it are a Pipeline of the preprocessing (None when there
+    is none), so that data in the pipeline's input space can be brought to
+    the autoencoder's.
+    """
+    if isinstance(estimator, Pipeline):
+        positions = [i for i, (_, step) in enumerate(estimator.steps) if isinstance(step, StackedAutoencoder)]
+        if len(positions) != 1:
+            found = "no step" if not positions else f"{len(positions)} steps"
+            raise ValueError(
+                f"{caller} needs a pipeline with one autoencoder step; this one has {found} of that kind. "
+                "Pass the autoencoder step itself, e.g. pipeline.named_steps[...]."
+            )
+        position = positions[0]
+        check_is_fitted(estimator[position])
+        return (estimator[:position] if position > 0 else None), estimator[position]
+    if not isinstance(estimator, StackedAutoencoder):
+        raise TypeError(f"{caller} needs a StackedAutoencoder or a Pipeline with one; got {type(estimator).__name__}.")
+    check_is_fitted(estimator)
+    return None, estimator
+
+
 def _symmetric_limits(tile):
     """A colour scale centred on zero, so that the sign of a pattern reads as its colour."""
     magnitude = float(np.abs(tile).max()) or 1.0
     return -magnitude, magnitude
-
-
-def _encoder_weight_product(network, layer):
-    """``W_layer @ ... @ W_1``: each unit's linear response to the input, nonlinearities left out."""
-    product = None
-    for k in range(layer):
-        weight = network.encoder[k].weight.detach().cpu().double().numpy()
-        product = weight if product is None else weight @ product
-    return product
-
-
-def _onto_sphere(rows, norm):
-    """Each row scaled to Euclidean norm ``norm``; rows of zeros stay zero."""
-    lengths = rows.norm(dim=1, keepdim=True).clamp_min(torch.finfo(rows.dtype).tiny)
-    return rows / lengths * norm
-
-
-@torch.no_grad()
-def _most_activating_rows(network, layer, units, X, norm):
-    """For each unit, the row of ``X``, scaled to ``norm``, that activates it most.
-
-    ``X`` stays in host memory; it goes to the network's device a batch at
-    a time.
-    """
-    device = units.device
-    best_activations = torch.full((len(units),), -torch.inf, device=device)
-    best_rows = torch.zeros((len(units), X.shape[1]), device=device)
-    for start in range(0, len(X), _ACTIVATION_BATCH_SIZE):
-        batch = torch.as_tensor(X[start : start + _ACTIVATION_BATCH_SIZE], dtype=torch.float32, device=device)
-        batch = _onto_sphere(batch, norm)
-        activations, indices = network.encode(batch, n_layers=layer)[:, units].max(dim=0)
-        better = activations > best_activations
-        best_activations = torch.where(better, activations, best_activations)
-        best_rows[better] = batch[indices[better]]
-    return best_rows
-
-
-def _maximizing_inputs(network, layer, units, X):
-    """Inputs of the mean norm of the rows of ``X`` that maximise each unit.
-
-    Erhan et al. (2009) "activation maximisation": for unit ``j`` of hidden
-    layer ``layer``, find ``x`` with ``||x|| = norm`` that maximises
-    ``h_j(x)``, by projected gradient ascent. Each unit starts from the row
-    of ``X``, scaled to that norm, that activates it most: a start inside
-    the data, away from the stationary points that symmetric starts (such
-    as the unit's weights) can sit on. Every unit's input is a row of one
-    batch; as no row affects another's unit, one backward pass gives every
-    unit's gradient.
-    """
-    device = next(network.parameters()).device
-    norm = float(np.linalg.norm(X, axis=1).mean())
-    units = torch.as_tensor(units, device=device)
-    inputs = _most_activating_rows(network, layer, units, X, norm)
-    rows = torch.arange(len(units), device=device)
-    with torch.enable_grad():
-        for step in range(_MAXIMIZE_STEPS):
-            inputs.requires_grad_(True)
-            activations = network.encode(inputs, n_layers=layer)[rows, units]
-            (gradient,) = torch.autograd.grad(activations.sum(), inputs)
-            with torch.no_grad():
-                # Normalised steps of a shrinking length: the size of a
-                # unit's gradient says nothing about how far its optimum is.
-                step_length = _MAXIMIZE_FIRST_STEP * norm * (1 - step / _MAXIMIZE_STEPS)
-                inputs = _onto_sphere(inputs.detach() + step_length * _onto_sphere(gradient, 1.0), norm)
-    return inputs.cpu().double().numpy()
 
 
 class FeatureDisplay:
@@ -540,12 +508,13 @@ class FeatureDisplay:
 
         Parameters
         ----------
-        estimator : StackedAutoencoder
-            The fitted autoencoder. For a pipeline, pass its autoencoder
-            step, and ``X`` as that step receives it.
+        estimator : StackedAutoencoder or Pipeline
+            The fitted autoencoder, or a fitted pipeline with one
+            autoencoder step (whatever comes after it is not used).
 
         X : {array-like, sparse matrix} of shape (n_samples, n_features), default=None
-            Data in the autoencoder's input space. Needed by
+            Data as ``estimator`` takes it (a pipeline's steps before the
+            autoencoder transform it first). Needed by
             ``method="maximize"``, which takes the norm of its patterns from
             it; not used by ``method="weights"``.
 
@@ -607,14 +576,9 @@ class FeatureDisplay:
         4
         """
         _check_matplotlib_support(f"{cls.__name__}.from_estimator")
-        if not isinstance(estimator, StackedAutoencoder):
-            raise TypeError(
-                f"{cls.__name__} shows the units of a StackedAutoencoder; got {type(estimator).__name__}. "
-                "For a pipeline, pass its autoencoder step, e.g. pipeline[-1] or pipeline.named_steps[...]."
-            )
-        check_is_fitted(estimator)
-        network = estimator.network_
-        if not isinstance(layer, int | np.integer) or not 1 <= layer <= network.n_layers:
+        preprocessing, autoencoder = _find_autoencoder(estimator, cls.__name__)
+        network = autoencoder.network_
+        if not _is_count(layer) or not 1 <= layer <= network.n_layers:
             raise ValueError(
                 f"layer must be an integer from 1 (the first hidden layer) to {network.n_layers} "
                 f"(the code layer) for hidden layers of sizes {network.widths[1:]}; got {layer!r}."
@@ -634,15 +598,15 @@ class FeatureDisplay:
             raise ValueError(f"units must be indices of units of layer {layer}, from 0 to {layer_width - 1}.")
 
         if method == "weights":
-            features = _encoder_weight_product(network, int(layer))[units]
+            features = linear_filters(network, int(layer))[units]
             description = "weights" if layer == 1 else "product of weights"
         else:
             if X is None:
                 raise ValueError("method='maximize' needs X, to give its input patterns the norm of the data.")
-            rows = _dense_rows(X)
+            rows = _dense_rows(X if preprocessing is None else preprocessing.transform(X))
             if rows.shape[1] != n_features:
                 raise ValueError(f"X has {rows.shape[1]} features, but the autoencoder takes {n_features}.")
-            features = _maximizing_inputs(network, int(layer), units, rows)
+            features = maximizing_inputs(network, int(layer), units, rows)
             description = "maximising inputs"
         display = cls(
             features=features,
@@ -719,7 +683,7 @@ class LossCurveDisplay:
     >>> display.plot()
     <...LossCurveDisplay object at ...>
     >>> [line.get_label() for line in display.lines_]
-    ['pretrain layer 1', 'pretrain layer 2', 'fine-tune']
+    ['pretrain layer 1/2', 'pretrain layer 2/2', 'finetune']
     >>> display.lines_[2].get_xdata().tolist()
     [7, 8, 9, 10]
     """
@@ -740,10 +704,10 @@ class LossCurveDisplay:
                 f"but pretrain_loss_curves has {n_layers}."
             )
         phases = [
-            (f"pretrain layer {k + 1}", curve, scores)
+            (pretrain_phase_name(k + 1, n_layers), curve, scores)
             for k, (curve, scores) in enumerate(zip(self.pretrain_loss_curves, pretrain_scores, strict=True))
         ]
-        phases.append(("fine-tune", self.loss_curve, self.validation_scores))
+        phases.append((FINETUNE_NAME, self.loss_curve, self.validation_scores))
         return phases
 
     def plot(self, ax=None, *, yscale="log"):
@@ -825,9 +789,9 @@ class LossCurveDisplay:
 
         Parameters
         ----------
-        estimator : StackedAutoencoder
-            The fitted autoencoder. For a pipeline, pass its autoencoder
-            step.
+        estimator : StackedAutoencoder or Pipeline
+            The fitted autoencoder, or a fitted pipeline with one
+            autoencoder step.
 
         ax : matplotlib Axes, default=None
             Axes to plot on. None creates a new figure and axes.
@@ -855,12 +819,7 @@ class LossCurveDisplay:
         [3, 3, 4]
         """
         _check_matplotlib_support(f"{cls.__name__}.from_estimator")
-        if not isinstance(estimator, StackedAutoencoder):
-            raise TypeError(
-                f"{cls.__name__} shows the training of a StackedAutoencoder; got {type(estimator).__name__}. "
-                "For a pipeline, pass its autoencoder step, e.g. pipeline[-1] or pipeline.named_steps[...]."
-            )
-        check_is_fitted(estimator)
+        _, estimator = _find_autoencoder(estimator, cls.__name__)
         display = cls(
             pretrain_loss_curves=estimator.pretrain_loss_curves_,
             loss_curve=estimator.loss_curve_,

@@ -1,22 +1,10 @@
 """What training says while it runs: nothing, a line per epoch, or a progress bar."""
 
-import warnings
+from ._listeners import TrainingListener
+from ._warnings import warn_at_caller
 
 
-class SilentProgress:
-    """Reports nothing (``verbose=0``)."""
-
-    def phase_started(self, phase):
-        pass
-
-    def epoch_ended(self, phase, epoch, loss, seconds, validation_score=None):
-        pass
-
-    def phase_ended(self, phase):
-        pass
-
-
-class LineProgress(SilentProgress):
+class LineProgress(TrainingListener):
     """One plain line per epoch (``verbose=1``), as scikit-learn's MLP prints."""
 
     def epoch_ended(self, phase, epoch, loss, seconds, validation_score=None):
@@ -24,7 +12,7 @@ class LineProgress(SilentProgress):
         print(f"{phase.name} epoch {epoch}/{phase.epochs} loss {loss:.5g}{validation} {seconds:.2f}s")
 
 
-class BarProgress(SilentProgress):
+class BarProgress(TrainingListener):
     """A tqdm progress bar per phase, counting epochs and showing the loss."""
 
     def __init__(self, tqdm):
@@ -41,30 +29,29 @@ class BarProgress(SilentProgress):
         self._bar.set_postfix(postfix, refresh=False)
         self._bar.update(1)
 
-    def phase_ended(self, phase):
+    def phase_ended(self, phase, result):
         self._bar.close()
         self._bar = None
 
 
 def make_progress(verbose):
-    """The reporter for a ``verbose`` level.
+    """The listeners that report progress at a ``verbose`` level (none when silent).
 
     ``verbose >= 2`` shows tqdm progress bars when tqdm is installed (the
     ``progress`` extra) and falls back to plain lines, with a warning, when
     it is not.
     """
     if not verbose:
-        return SilentProgress()
+        return []
     if verbose >= 2:
         try:
             from tqdm.auto import tqdm
         except ImportError:
-            warnings.warn(
+            warn_at_caller(
                 "verbose>=2 shows progress bars with tqdm, which is not installed "
                 "(pip install 'sk-stackae[progress]'); printing one line per epoch instead.",
                 UserWarning,
-                stacklevel=3,
             )
         else:
-            return BarProgress(tqdm)
-    return LineProgress()
+            return [BarProgress(tqdm)]
+    return [LineProgress()]

@@ -1,12 +1,14 @@
-"""The one training loop that every pretraining phase and the fine-tune use.
+"""The one training loop that every phase of every stage uses.
 
-A phase is "these parameters, these input rows, this forward pass, this
-loss"; :func:`train_phase` runs any of them, with the same corruption,
-dropout, sparsity penalty and early stopping. It knows nothing about
-scikit-learn, and the estimator knows nothing about optimiser steps.
+A phase is "these parameters, these input rows, these targets, this forward
+pass, this loss"; :func:`train_phase` runs any of them, with the same
+corruption, dropout, sparsity penalty, early stopping and interruption
+handling. It knows nothing about scikit-learn; :mod:`sk_stackae._engine`
+decides which phases a fit runs.
 """
 
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
@@ -17,9 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from ._data import inference_batch_size
+from ._device import tree_to_numpy, tree_to_torch
 from ._distributed import SingleProcess
+from ._listeners import TrainingListener
 from ._network import ACTIVATIONS, UNIT_INTERVAL_ACTIVATIONS
-from ._progress import SilentProgress
+from ._warnings import warn_at_caller
 
 
 class DivergenceError(ValueError):
@@ -27,7 +31,12 @@ class DivergenceError(ValueError):
 
 
 class ReconstructionLoss:
-    """Error between a reconstruction, given before its final activation, and its target.
+    """Error between a reconstruction, given before its final activation, and the clean rows.
+
+    Every loss of a phase is called as ``loss(output, clean, target)``: the
+    forward pass's output, the uncorrupted input rows, and the rows' targets
+    (None when a phase has none). A reconstruction loss compares the output
+    with ``clean`` and ignores ``target``.
 
     Parameters
     ----------
@@ -42,18 +51,18 @@ class ReconstructionLoss:
         self.kind = kind
         self.activation = ACTIVATIONS[activation]
 
-    def elementwise(self, pre_activation, target):
+    def elementwise(self, pre_activation, clean):
         if self.kind == "bce":
-            return F.binary_cross_entropy_with_logits(pre_activation, target, reduction="none")
-        return (self.activation(pre_activation) - target).square()
+            return F.binary_cross_entropy_with_logits(pre_activation, clean, reduction="none")
+        return (self.activation(pre_activation) - clean).square()
 
-    def __call__(self, pre_activation, target):
+    def __call__(self, pre_activation, clean, target=None):
         """Mean over every element of the batch."""
         if self.kind == "bce":
-            return F.binary_cross_entropy_with_logits(pre_activation, target)
-        return F.mse_loss(self.activation(pre_activation), target)
+            return F.binary_cross_entropy_with_logits(pre_activation, clean)
+        return F.mse_loss(self.activation(pre_activation), clean)
 
-    def per_sample(self, pre_activation, target):
+    def per_sample(self, pre_activation, clean, target=None):
         """One error per row: the mean over its features.
 
         For ``"bce"`` this is the relative entropy, the cross-entropy less
@@ -61,22 +70,49 @@ class ReconstructionLoss:
         a grey pixel reproduced exactly costs nothing (its cross-entropy
         does not vanish). Training follows the same gradients either way.
         """
-        errors = self.elementwise(pre_activation, target)
+        errors = self.elementwise(pre_activation, clean)
         if self.kind == "bce":
-            errors = errors - torch.special.entr(target) - torch.special.entr(1.0 - target)
+            errors = errors - torch.special.entr(clean) - torch.special.entr(1.0 - clean)
         return errors.mean(dim=1)
+
+
+class MeanScore:
+    """Validation score of a phase: minus the mean of its loss's per-sample errors.
+
+    A metric turns each validation batch into a small tensor of sums
+    (:meth:`partial`), which are added over batches and over the replicas of
+    a process group, then into one score, higher is better
+    (:meth:`finish`).
+    """
+
+    def __init__(self, loss):
+        self.loss = loss
+
+    def partial(self, output, clean, target):
+        errors = self.loss.per_sample(output, clean, target)
+        return torch.stack([-errors.double().sum(), errors.new_tensor(len(errors), dtype=torch.float64)])
+
+    def finish(self, sums):
+        total, count = sums.tolist()
+        return total / count
 
 
 # ------------------------------------------------------------- optimisers
 
 
+def _on_cuda(groups):
+    return any(p.is_cuda for group in groups for p in group["params"])
+
+
 def _adam(groups, options):
-    # The fused kernels update every tensor in one launch, on CUDA and CPU.
-    return torch.optim.Adam(groups, lr=options.learning_rate, fused=True)
+    # The fused kernels update every tensor in one launch, on CUDA and CPU;
+    # on CUDA, capturable keeps the step count on the device, so that a CUDA
+    # graph can hold the whole training step.
+    return torch.optim.Adam(groups, lr=options.learning_rate, fused=True, capturable=_on_cuda(groups))
 
 
 def _adamw(groups, options):
-    return torch.optim.AdamW(groups, lr=options.learning_rate, fused=True)
+    return torch.optim.AdamW(groups, lr=options.learning_rate, fused=True, capturable=_on_cuda(groups))
 
 
 def _sgd(groups, options):
@@ -84,6 +120,9 @@ def _sgd(groups, options):
 
 
 OPTIMIZERS = {"adam": _adam, "adamw": _adamw, "sgd": _sgd}
+
+# How a saved optimiser names its class, and the class that reads it back.
+_OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)}
 
 
 def make_optimizer(options, parameters, batch_size):
@@ -126,6 +165,54 @@ def continue_optimizer(optimizer, options, parameters, batch_size):
         group["lr"] = wanted["lr"]
         if "momentum" in wanted:
             group["momentum"] = wanted["momentum"]
+    return optimizer
+
+
+def optimizer_to_numpy(optimizer, parameters):
+    """Everything needed to rebuild ``optimizer`` over ``parameters``, with numpy arrays for tensors.
+
+    It records the optimiser's own class and which of ``parameters`` each of
+    its groups holds, not the settings that built it: an estimator whose
+    parameters changed since still restores the optimiser it had.
+    """
+    position = {id(parameter): index for index, parameter in enumerate(parameters)}
+    return {
+        "class": type(optimizer).__name__,
+        "groups": [[position[id(p)] for p in group["params"]] for group in optimizer.param_groups],
+        "state_dict": tree_to_numpy(optimizer.state_dict()),
+    }
+
+
+def optimizer_saved_in_format_1(state_dict, parameters):
+    """What :func:`optimizer_to_numpy` would have saved, from a bare ``state_dict`` of pickle format 1.
+
+    Format 1 kept neither the class nor the groups; both follow from how
+    :func:`make_optimizer` builds an optimiser: one group of every
+    parameter, or a group of weights and a group of biases; SGD's groups
+    have a dampening, AdamW's decouple their weight decay.
+    """
+    groups = state_dict["param_groups"]
+    if len(groups) == 1:
+        members = [list(range(len(parameters)))]
+    else:
+        weights = [i for i, p in enumerate(parameters) if p.ndim > 1]
+        members = [weights, [i for i, p in enumerate(parameters) if p.ndim <= 1]]
+    if "dampening" in groups[0]:
+        name = "SGD"
+    elif groups[0].get("decoupled_weight_decay"):
+        name = "AdamW"
+    else:
+        name = "Adam"
+    return {"class": name, "groups": members, "state_dict": state_dict}
+
+
+def optimizer_from_numpy(saved, parameters):
+    """Undo :func:`optimizer_to_numpy` over ``parameters`` (the same list, in the same order)."""
+    groups = [{"params": [parameters[index] for index in group]} for group in saved["groups"]]
+    optimizer = _OPTIMIZER_CLASSES[saved["class"]](groups)
+    # load_state_dict restores every group's settings (learning rate, decay,
+    # fused kernels) and moves the state to the parameters' device.
+    optimizer.load_state_dict(tree_to_torch(saved["state_dict"]))
     return optimizer
 
 
@@ -191,6 +278,9 @@ class TrainingOptions:
     precision: str = "float32"
     # The processes whose replicas of the network must stay equal.
     replicas: SingleProcess = field(default_factory=SingleProcess)
+    # Whether full batches on a GPU may train as one CUDA graph per step;
+    # SK_STACKAE_CUDA_GRAPHS=0 in the environment turns it off.
+    cuda_graphs: bool = field(default_factory=lambda: os.environ.get("SK_STACKAE_CUDA_GRAPHS", "1") != "0")
 
 
 @contextmanager
@@ -213,50 +303,82 @@ def matmul_precision(precision, device):
 
 @dataclass
 class Phase:
-    """One stage of training.
+    """One stretch of training with one optimiser.
 
     Attributes
     ----------
     name : str
-        How logs and errors name the stage, e.g. ``"pretrain layer 2/3"``.
+        How logs and errors name the phase, e.g. ``"pretrain layer 2/3"``.
     parameters : list of torch.nn.Parameter
         What this phase trains; nothing else changes.
     forward : callable
-        ``forward(inputs, dropout=0.0, generator=None) -> (pre_activation,
-        codes)``: the reconstruction before its final activation, and the
-        hidden codes.
-    loss : ReconstructionLoss
-        Compares the reconstruction with the uncorrupted input rows.
+        ``forward(inputs, dropout=0.0, generator=None) -> (output, codes)``:
+        what the loss compares (a reconstruction before its final
+        activation, or a head's output), and the hidden codes.
+    loss : callable
+        ``loss(output, clean, target)``, the mean loss of a batch, with a
+        ``per_sample`` method of the same arguments (e.g.
+        :class:`ReconstructionLoss`). ``clean`` are the uncorrupted input
+        rows and ``target`` their rows of ``targets`` (None without).
     code_activations : list of str
         The activation of each of the codes ``forward`` returns, which
         chooses their sparsity penalty.
     rows : Rows
-        The input rows, which are also the targets.
+        The input rows.
     epochs : int
         The most passes over the training rows.
+    targets : Rows or None, default=None
+        One target row per input row, for supervised losses; None when the
+        loss needs the input rows alone.
     train_indices, validation_indices : torch.Tensor or None
         Row indices (on ``rows.index_device``) to train and to validate on;
         None trains on every row and validates on none.
+    metric : object, default=None
+        The validation score (``partial`` and ``finish``, see
+        :class:`MeanScore`); None scores minus the mean per-sample loss.
     """
 
     name: str
     parameters: list
     forward: Callable
-    loss: ReconstructionLoss
+    loss: Callable
     code_activations: list
     rows: object
     epochs: int
+    targets: object = None
     train_indices: torch.Tensor | None = None
     validation_indices: torch.Tensor | None = None
+    metric: object = None
+
+    def batch(self, indices):
+        """The clean input rows and the targets (or None) at ``indices``."""
+        return self.rows.take(indices), None if self.targets is None else self.targets.take(indices)
+
+    @property
+    def validation_metric(self):
+        return MeanScore(self.loss) if self.metric is None else self.metric
 
 
 @dataclass
 class PhaseResult:
-    """What a phase did: its loss curve, validation scores and how it ended."""
+    """What a phase did: its loss curve, validation scores and how it ended.
 
+    ``interrupted`` is True when the user interrupted the phase
+    (``KeyboardInterrupt``); the curves then hold the epochs that finished.
+    """
+
+    name: str = ""
     loss_curve: list = field(default_factory=list)
     validation_scores: list | None = None
     stopped_early: bool = False
+    interrupted: bool = False
+    # How many optimiser steps ran as the replay of a CUDA graph.
+    graphed_steps: int = 0
+
+
+def seeded_generator(seed):
+    """A CPU ``torch.Generator`` seeded with the integer ``seed``."""
+    return torch.Generator().manual_seed(int(seed))
 
 
 def _device_generator(generator, device):
@@ -286,14 +408,30 @@ class _Objective:
         self.sparsity_target = options.sparsity_target
         self.penalties = [sparsity_penalty_for(name) for name in phase.code_activations]
         self.generator = generator
+        self.draws_random_numbers = self.noise is not None or self.dropout > 0
 
-    def __call__(self, clean):
-        """Return ``(objective, reconstruction_loss)`` for a batch of clean rows."""
+    @contextmanager
+    def capturing(self):
+        """Products fit for a CUDA graph: autocast without its cache of cast weights.
+
+        The cache would keep tensors from one replay to the next, while the
+        weights change at every step.
+        """
+        products = self.products
+        if products is not nullcontext:
+            self.products = partial(products, cache_enabled=False)
+        try:
+            yield
+        finally:
+            self.products = products
+
+    def __call__(self, clean, target):
+        """Return ``(objective, loss)`` for a batch of clean rows and their targets."""
         inputs = clean if self.noise is None else self.noise(clean, self.noise_level, self.generator)
         with self.products():
-            pre_activation, codes = self.phase.forward(inputs, dropout=self.dropout, generator=self.generator)
+            output, codes = self.phase.forward(inputs, dropout=self.dropout, generator=self.generator)
         # Losses and penalties are computed in float32 whatever the products ran in.
-        loss = self.phase.loss(pre_activation.float(), clean)
+        loss = self.phase.loss(output.float(), clean, target)
         if not self.sparsity:
             return loss, loss
         penalty = sum(p(code.float(), self.sparsity_target) for p, code in zip(self.penalties, codes, strict=True))
@@ -301,16 +439,16 @@ class _Objective:
 
 
 @torch.no_grad()
-def validation_loss(phase, indices, batch_size, replicas=None):
-    """Mean reconstruction loss of the rows at ``indices`` (of every replica): no noise, no dropout."""
-    total = torch.zeros(2, dtype=torch.float64, device=phase.rows.device)
-    total[1] = len(indices)
+def validation_score(phase, indices, batch_size, replicas=None):
+    """The phase's validation score on the rows at ``indices`` (of every replica): no noise, no dropout."""
+    metric = phase.validation_metric
+    total = None
     for start in range(0, len(indices), batch_size):
-        clean = phase.rows.take(indices[start : start + batch_size])
-        pre_activation, _ = phase.forward(clean)
-        total[0] += phase.loss.per_sample(pre_activation.float(), clean).sum()
-    loss_sum, count = (replicas or SingleProcess()).sum(total).tolist()
-    return loss_sum / count
+        clean, target = phase.batch(indices[start : start + batch_size])
+        output, _ = phase.forward(clean)
+        sums = metric.partial(output.float(), clean, target)
+        total = sums if total is None else total + sums
+    return metric.finish((replicas or SingleProcess()).sum(total))
 
 
 class _EarlyStopping:
@@ -336,11 +474,13 @@ class _EarlyStopping:
 
     @torch.no_grad()
     def restore_best_weights(self):
+        if self.best_weights is None:
+            return
         for parameter, best in zip(self.parameters, self.best_weights, strict=True):
             parameter.copy_(best)
 
 
-def train_phase(phase, options, generator, progress=None, optimizer=None, result=None):
+def train_phase(phase, options, generator, listener=None, optimizer=None):
     """Train one phase.
 
     Parameters
@@ -351,22 +491,20 @@ def train_phase(phase, options, generator, progress=None, optimizer=None, result
         How to optimise and regularise.
     generator : torch.Generator
         CPU generator for the shuffles, and the seed of every other draw.
-    progress : SilentProgress, optional
+    listener : TrainingListener, optional
         Told when the phase starts, after each epoch and when it ends.
     optimizer : torch.optim.Optimizer, optional
         An optimiser over ``phase.parameters`` to continue with (incremental
         training); by default a new one is made from ``options``.
-    result : PhaseResult, optional
-        Filled in epoch by epoch and returned; pass one to keep the epochs
-        that finished when training is interrupted (``KeyboardInterrupt``
-        propagates, after the best weights are restored with early stopping).
 
     Returns
     -------
     PhaseResult
-        The mean reconstruction loss of each epoch over the training rows,
-        the validation scores (minus the validation loss) when early
-        stopping, and whether the phase stopped early.
+        The mean training loss of each epoch, the validation scores when
+        early stopping, and how the phase ended. A ``KeyboardInterrupt``
+        ends the phase: the result is marked ``interrupted`` and holds the
+        epochs that finished, and with early stopping the best weights so
+        far are restored.
 
     Raises
     ------
@@ -374,18 +512,18 @@ def train_phase(phase, options, generator, progress=None, optimizer=None, result
         When an epoch's loss is not finite; the message names the phase and
         the epoch.
     """
-    return _PhaseTrainer(phase, options, generator, progress, optimizer, result).train()
+    return _PhaseTrainer(phase, options, generator, listener, optimizer).train()
 
 
 class _PhaseTrainer:
     """Runs :func:`train_phase` in small steps: epochs, batches, validation."""
 
-    def __init__(self, phase, options, generator, progress, optimizer, result):
+    def __init__(self, phase, options, generator, listener, optimizer):
         self.phase = phase
         self.options = options
         self.rows = phase.rows
         self.generator = generator
-        self.progress = progress or SilentProgress()
+        self.listener = listener or TrainingListener()
         self.replicas = options.replicas
         self.n_train = self.rows.n_rows if phase.train_indices is None else len(phase.train_indices)
         self.batch_size = min(options.batch_size, self.n_train)
@@ -393,44 +531,44 @@ class _PhaseTrainer:
         self.n_steps = self.replicas.max(math.ceil(self.n_train / self.batch_size))
         self.optimizer = optimizer or make_optimizer(options, phase.parameters, self.batch_size)
         self.objective = _Objective(phase, options, _device_generator(generator, self.rows.device))
-        self.result = PhaseResult() if result is None else result
+        self.captured_step = _CapturedStep(self) if _worth_a_cuda_graph(self) else None
+        self.result = PhaseResult(name=phase.name)
         self.early_stopping = None
         if options.early_stopping:
             self.early_stopping = _EarlyStopping(phase.parameters, options.n_iter_no_change, options.tol)
             self.result.validation_scores = []
 
     def train(self):
-        self.progress.phase_started(self.phase)
         try:
+            self.listener.phase_started(self.phase)
             with matmul_precision(self.options.precision, self.rows.device):
                 for epoch in range(1, self.phase.epochs + 1):
                     if self.run_epoch_and_check_stop(epoch):
                         self.result.stopped_early = True
                         break
         except KeyboardInterrupt:
-            # As MLPRegressor does, an interrupted phase keeps its best weights.
-            self.restore_best_weights()
-            raise
+            # As MLPRegressor does, an interrupted phase keeps the epochs that
+            # finished and, with early stopping, its best weights.
+            self.result.interrupted = True
         finally:
-            self.progress.phase_ended(self.phase)
-        self.restore_best_weights()
+            if self.early_stopping is not None:
+                self.early_stopping.restore_best_weights()
+            self.listener.phase_ended(self.phase, self.result)
         return self.result
 
     def run_epoch_and_check_stop(self, epoch):
         """Train one epoch, record it, and say whether early stopping ends the phase."""
         started = time.perf_counter()
         loss = self.run_epoch(epoch)
-        self.result.loss_curve.append(loss)
         score = None
         if self.early_stopping is not None:
             score = self.validation_score()
+        # Recorded together, so that an interrupt leaves matching curves.
+        self.result.loss_curve.append(loss)
+        if score is not None:
             self.result.validation_scores.append(score)
-        self.progress.epoch_ended(self.phase, epoch, loss, time.perf_counter() - started, score)
+        self.listener.epoch_ended(self.phase, epoch, loss, time.perf_counter() - started, score)
         return self.early_stopping is not None and self.early_stopping.should_stop(score)
-
-    def restore_best_weights(self):
-        if self.early_stopping is not None and self.early_stopping.best_weights is not None:
-            self.early_stopping.restore_best_weights()
 
     def run_epoch(self, epoch):
         """One pass over the training rows in shuffled batches; the mean loss."""
@@ -444,8 +582,8 @@ class _PhaseTrainer:
         for step in range(self.n_steps):
             # A replica with a smaller shard wraps around to keep in step.
             start = (step * self.batch_size) % self.n_train
-            clean = self.rows.take(order[start : start + self.batch_size])
-            loss_sum.add_(self.train_step(clean), alpha=clean.shape[0])
+            clean, target = self.phase.batch(order[start : start + self.batch_size])
+            loss_sum.add_(self.train_step(clean, target), alpha=clean.shape[0])
             n_seen += clean.shape[0]
         total, count = self.replicas.sum(
             torch.stack([loss_sum.double(), loss_sum.new_tensor(n_seen).double()])
@@ -459,9 +597,23 @@ class _PhaseTrainer:
             )
         return loss
 
-    def train_step(self, clean):
-        """One optimiser step on a batch; its reconstruction loss, detached."""
-        total, loss = self.objective(clean)
+    def train_step(self, clean, target):
+        """One optimiser step on a batch; its loss, detached.
+
+        Full batches on a GPU replay the captured step (see
+        :class:`_CapturedStep`) once it is there; every other batch runs
+        eagerly.
+        """
+        if self.captured_step is not None and clean.shape[0] == self.batch_size:
+            loss = self.captured_step(clean, target)
+            if loss is not None:
+                self.result.graphed_steps += 1
+                return loss
+        return self.eager_step(clean, target)
+
+    def eager_step(self, clean, target):
+        """One optimiser step on a batch, op by op; its loss, detached."""
+        total, loss = self.objective(clean, target)
         self.optimizer.zero_grad()
         total.backward()
         self.replicas.average_gradients(self.phase.parameters)
@@ -471,4 +623,107 @@ class _PhaseTrainer:
     def validation_score(self):
         indices = self.phase.validation_indices
         batch_size = inference_batch_size((self.rows.n_columns,), self.batch_size)
-        return -validation_loss(self.phase, indices, batch_size, self.replicas)
+        return validation_score(self.phase, indices, batch_size, self.replicas)
+
+
+# ------------------------------------------------------------ CUDA graphs
+
+# Eager full-batch steps before the capture: they warm up what capture needs
+# (cuBLAS workspaces, the optimiser's state) and train as usual.
+_GRAPH_WARMUP_STEPS = 3
+# A phase with fewer full-batch steps than this does not pay for a capture.
+_GRAPH_MIN_STEPS = 32
+
+
+def _worth_a_cuda_graph(trainer):
+    """Whether the trainer's full batches should train as a CUDA graph."""
+    if not (trainer.options.cuda_graphs and trainer.rows.device.type == "cuda"):
+        return False
+    if trainer.replicas.world_size > 1:
+        return False  # the gradient all-reduce stays outside graphs
+    if trainer.objective.draws_random_numbers and not hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
+        return False  # this torch cannot replay draws from our own generator
+    full_steps_per_epoch = trainer.n_train // trainer.batch_size
+    return full_steps_per_epoch * trainer.phase.epochs >= _GRAPH_MIN_STEPS + _GRAPH_WARMUP_STEPS
+
+
+class _CapturedStep:
+    """The training step of a full batch, captured once as a CUDA graph and replayed.
+
+    A step of a small network launches some fifty kernels (forward,
+    backward, the optimiser), and on a GPU launching them one by one from
+    Python costs more than running them. A CUDA graph launches them all at
+    once. The graph reads its batch from static buffers and writes its loss
+    to a static tensor; the gradients it computes live in tensors held here,
+    so that no other allocation can take their memory. The first few full
+    batches train eagerly on a side stream (the warm-up that capture needs),
+    the next is captured, and every later full batch replays the graph. The
+    last, smaller batch of an epoch runs eagerly, on the same parameters and
+    optimiser state.
+    """
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.warmup_left = _GRAPH_WARMUP_STEPS
+        self.graph = None
+        self.failed = False
+        self.static_clean = self.static_target = self.static_loss = None
+        self.gradients = None
+
+    def __call__(self, clean, target):
+        """The batch's loss after one step, or None when the step must run eagerly."""
+        if self.failed:
+            return None
+        if self.graph is not None:
+            self.static_clean.copy_(clean)
+            if target is not None:
+                self.static_target.copy_(target)
+            self.graph.replay()
+            return self.static_loss
+        if self.warmup_left > 0:
+            self.warmup_left -= 1
+            return self._warm_up(clean, target)
+        try:
+            self._capture(clean, target)
+        except RuntimeError as error:
+            self.failed = True
+            self.graph = None
+            torch.cuda.synchronize()
+            warn_at_caller(
+                f"Capturing the training step as a CUDA graph failed ({str(error).splitlines()[0]}); training "
+                "goes on without CUDA graphs, which is slower for small networks. Set the environment variable "
+                "SK_STACKAE_CUDA_GRAPHS=0 to skip the attempt.",
+                RuntimeWarning,
+            )
+            return None
+        self.graph.replay()
+        return self.static_loss
+
+    def _warm_up(self, clean, target):
+        side = torch.cuda.Stream(clean.device)
+        side.wait_stream(torch.cuda.current_stream(clean.device))
+        with torch.cuda.stream(side):
+            loss = self.trainer.eager_step(clean, target)
+        torch.cuda.current_stream(clean.device).wait_stream(side)
+        return loss
+
+    def _capture(self, clean, target):
+        trainer = self.trainer
+        parameters = trainer.phase.parameters
+        self.static_clean = clean.clone()
+        self.static_target = None if target is None else target.clone()
+        for parameter in parameters:
+            if parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+        self.gradients = [parameter.grad for parameter in parameters]
+        graph = torch.cuda.CUDAGraph()
+        if trainer.objective.draws_random_numbers:
+            graph.register_generator_state(trainer.objective.generator)
+        torch.cuda.synchronize(clean.device)
+        with trainer.objective.capturing(), torch.cuda.graph(graph):
+            total, loss = trainer.objective(self.static_clean, self.static_target)
+            torch._foreach_zero_(self.gradients)
+            total.backward()
+            trainer.optimizer.step()
+            self.static_loss = loss.detach()
+        self.graph = graph

@@ -8,6 +8,13 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from sk_stackae._device import resolve_device
+
+# Where the tests train: "auto" (a GPU when there is one, else the CPU, as
+# estimators left at their default device do), or what
+# SK_STACKAE_TEST_DEVICE names (benchmarks/gpu_check.py sets "cuda").
+DEVICE = resolve_device(os.environ.get("SK_STACKAE_TEST_DEVICE", "auto"))
+
 
 @pytest.fixture(scope="session")
 def digits():

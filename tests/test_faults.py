@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import skops.io as skops_io
 import torch
+from conftest import DEVICE
 from sklearn.utils.validation import check_is_fitted
 
 import sk_stackae._data as data_module
 from sk_stackae import StackedAutoencoder
+from sk_stackae._listeners import TrainingListener, listening
+from sk_stackae._network import StackedAutoencoderNetwork
 from sk_stackae._training import _PhaseTrainer
 
 PARAMS = {"hidden_layer_sizes": (16, 8, 4), "pretrain_epochs": 3, "finetune_epochs": 3, "batch_size": 32}
@@ -28,11 +31,11 @@ def interrupt_at_step(monkeypatch, step):
     original = _PhaseTrainer.train_step
     calls = []
 
-    def interrupting_step(trainer, clean):
+    def interrupting_step(trainer, clean, target):
         calls.append(trainer.phase.name)
         if len(calls) == step:
             raise KeyboardInterrupt
-        return original(trainer, clean)
+        return original(trainer, clean, target)
 
     monkeypatch.setattr(_PhaseTrainer, "train_step", interrupting_step)
     return calls
@@ -73,8 +76,9 @@ def test_interrupting_pretraining_warns_and_keeps_a_usable_estimator(monkeypatch
     # Interrupted in the second epoch of the second layer's phase.
     calls = interrupt_at_step(monkeypatch, 3 * n_batches + n_batches + 2)
     model = StackedAutoencoder(**PARAMS, random_state=0)
-    with pytest.warns(UserWarning, match="Training interrupted by user during pretrain layer 2/3"):
+    with pytest.warns(UserWarning, match="Training interrupted by user during pretrain layer 2/3") as record:
         model.fit(X)
+    assert record[0].filename == __file__  # the warning points at the line that called fit
     check_is_fitted(model)
     assert calls[-1] == "pretrain layer 2/3"
     assert [len(curve) for curve in model.pretrain_loss_curves_] == [3, 1, 0]
@@ -112,10 +116,10 @@ def test_an_interrupted_phase_with_early_stopping_keeps_its_best_weights(monkeyp
 
 
 def test_an_interrupt_before_anything_trained_propagates_and_changes_nothing(monkeypatch, X):
-    def interrupted(*args, **kwargs):
+    def interrupted(network, generator):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("sk_stackae._estimator.training_rows", interrupted)
+    monkeypatch.setattr(StackedAutoencoderNetwork, "reset_parameters", interrupted)
     model = StackedAutoencoder(**PARAMS)
     with pytest.raises(KeyboardInterrupt):
         model.fit(X)
@@ -132,6 +136,24 @@ def test_interrupting_partial_fit_keeps_a_usable_estimator(monkeypatch, X):
 
 
 # --------------------------------------------------------- out of memory
+
+
+class _InterruptWhenCaching(TrainingListener):
+    def cache_started(self, layer, rows, width):
+        if layer == 2:
+            raise KeyboardInterrupt
+
+
+def test_interrupting_a_cache_keeps_the_phases_that_trained(X):
+    model = StackedAutoencoder(**PARAMS, random_state=0)
+    with (
+        listening(_InterruptWhenCaching()),
+        pytest.warns(UserWarning, match="interrupted by user during caching the codes of layer 2"),
+    ):
+        model.fit(X)
+    assert [len(curve) for curve in model.pretrain_loss_curves_] == [3, 3, 0]
+    assert model.loss_curve_ == []
+    assert np.isfinite(model.transform(X)).all()
 
 
 def test_a_cache_that_does_not_fit_on_the_device_falls_back_to_host_memory(monkeypatch, X):
@@ -154,7 +176,7 @@ def test_a_cache_that_does_not_fit_on_the_device_falls_back_to_host_memory(monke
 
 
 def test_running_out_of_device_memory_in_training_says_what_to_change(monkeypatch, X):
-    def out_of_memory(trainer, clean):
+    def out_of_memory(trainer, clean, target):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 15.78 GiB total)")
 
     monkeypatch.setattr(_PhaseTrainer, "train_step", out_of_memory)
@@ -162,7 +184,7 @@ def test_running_out_of_device_memory_in_training_says_what_to_change(monkeypatc
     with pytest.raises(torch.OutOfMemoryError) as error:
         model.fit(X)
     message = str(error.value)
-    assert "Out of memory on cpu while pretrain layer 1/3" in message
+    assert f"Out of memory on {DEVICE} while pretrain layer 1/3" in message
     assert "batches of 32 rows through layers up to 64 units wide" in message
     assert "Tried to allocate 20.00 MiB" in message
     assert "lower batch_size (now 32)" in message and "precision='bfloat16'" in message
@@ -186,7 +208,7 @@ def test_running_out_of_host_memory_for_a_cache_says_how_big_it_was(monkeypatch,
 
 
 def test_other_runtime_errors_pass_through_unchanged(monkeypatch, X):
-    def broken(trainer, clean):
+    def broken(trainer, clean, target):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
     monkeypatch.setattr(_PhaseTrainer, "train_step", broken)
@@ -200,13 +222,13 @@ def test_other_runtime_errors_pass_through_unchanged(monkeypatch, X):
 def test_pickles_carry_their_format_and_version(X):
     model = StackedAutoencoder(**PARAMS, random_state=0).fit(X)
     state = model.__getstate__()
-    assert state["_sk_stackae_pickle_format"] == 1
+    assert state["_sk_stackae_pickle_format"] == 2
     from sk_stackae import __version__
 
     assert state["_sk_stackae_version"] == __version__
 
 
-@pytest.mark.parametrize("pickle_format", [None, 2])
+@pytest.mark.parametrize("pickle_format", [None, 3])
 def test_a_pickle_of_another_format_is_a_clear_error(pickle_format, X):
     model = StackedAutoencoder(**PARAMS, random_state=0).fit(X)
     state = model.__getstate__()
@@ -227,6 +249,32 @@ def test_skops_saves_and_loads_a_fitted_estimator_trusting_only_its_class(X):
     data = skops_io.dumps(model)
     assert skops_io.get_untrusted_types(data=data) == ["sk_stackae._estimator.StackedAutoencoder"]
     restored = skops_io.loads(data, trusted=["sk_stackae._estimator.StackedAutoencoder"])
+    np.testing.assert_array_equal(restored.transform(X), model.transform(X))
+
+
+def test_a_pickle_of_format_1_with_a_partial_fit_optimizer_still_loads_and_continues(X):
+    model = StackedAutoencoder(**PARAMS, alpha=0.1, random_state=0).partial_fit(X)
+    state = model.__getstate__()
+    # Format 1 saved partial_fit's optimiser as a bare state dict.
+    state["_optimizer"] = state["_optimizer"]["state_dict"]
+    state["_sk_stackae_pickle_format"] = 1
+    restored = StackedAutoencoder.__new__(StackedAutoencoder)
+    restored.__setstate__(pickle.loads(pickle.dumps(state)))
+    restored.partial_fit(X)
+    model.partial_fit(X)
+    np.testing.assert_array_equal(restored.transform(X), model.transform(X))
+
+
+@pytest.mark.parametrize(
+    "change", [{"alpha": 0.1}, {"optimizer": "sgd"}, {"optimizer": "adamw", "alpha": 0.5}, {"learning_rate": 0.1}]
+)
+def test_a_partial_fit_model_whose_parameters_changed_pickles_and_continues(change, X):
+    model = StackedAutoencoder(**PARAMS, random_state=0).partial_fit(X).partial_fit(X)
+    model.set_params(**change)
+    restored = pickle.loads(pickle.dumps(model))
+    assert type(restored._optimizer) is type(model._optimizer)
+    restored.partial_fit(X)
+    model.partial_fit(X)
     np.testing.assert_array_equal(restored.transform(X), model.transform(X))
 
 

@@ -2,10 +2,18 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from sk_stackae._network import ACTIVATIONS, INVERSE_ACTIVATIONS, StackedAutoencoderNetwork, build_network
+from sk_stackae._network import (
+    ACTIVATIONS,
+    INVERSE_ACTIVATIONS,
+    StackedAutoencoderNetwork,
+    build_network,
+    linear_filters,
+    maximizing_inputs,
+)
 
 
 def make_network(hidden=(16, 8, 4), activation="relu", **kwargs):
@@ -46,7 +54,8 @@ def test_reconstruct_layer_is_a_shallow_autoencoder_on_its_input():
     h1 = torch.randn(5, 16)
     pre_activation, (code,) = network.reconstruct_layer(1, h1)
     torch.testing.assert_close(code, network.encode_layer(1, h1))
-    torch.testing.assert_close(network.decoder_activation(1)(pre_activation), network.decode_layer(1, code))
+    activation = ACTIVATIONS[network.decoder_activation_names[1]]
+    torch.testing.assert_close(activation(pre_activation), network.decode_layer(1, code))
     assert {id(p) for p in network.layer_parameters(1)} == {
         id(network.encoder[1].weight),
         id(network.encoder[1].bias),
@@ -126,3 +135,78 @@ def test_a_tied_reconstruction_keeps_the_shared_weight_and_moves_only_its_bias()
     network.start_reconstruction_at(1, torch.full((16,), 0.3))
     assert torch.equal(network.encoder[1].weight, weight)
     torch.testing.assert_close(network.decoder[1].bias, torch.full((16,), 0.3))
+
+
+# ------------------------------------------------- a module for PyTorch users
+
+
+@pytest.mark.parametrize("tied_weights", [False, True])
+def test_the_network_is_a_module_whose_forward_is_the_reconstruction(tied_weights):
+    network = make_network(activation="elu", output_activation="sigmoid", tied_weights=tied_weights)
+    x = torch.randn(6, 20)
+    torch.testing.assert_close(network(x), network.decode(network.encode(x)))
+    pre_activation, _ = network.reconstruct(x)
+    torch.testing.assert_close(network(x), torch.sigmoid(pre_activation))
+
+
+@pytest.mark.parametrize("tied_weights", [False, True])
+def test_encoder_and_decoder_modules_stand_alone_and_share_the_weights(tied_weights):
+    network = make_network(activation="tanh", code_activation="sigmoid", tied_weights=tied_weights)
+    encoder, decoder = network.encoder_module(), network.decoder_module()
+    x = torch.randn(6, 20)
+    assert torch.equal(encoder(x), network.encode(x))
+    codes = torch.rand(6, 4)
+    assert torch.equal(decoder(codes), network.decode(codes))
+    # The halves hold the network's own parameters: every tensor they use.
+    network_parameters = {id(p) for p in network.parameters()}
+    assert {id(p) for p in encoder.parameters()} == {id(p) for p in network.encoder.parameters()}
+    assert {id(p) for p in decoder.parameters()} <= network_parameters
+    if tied_weights:
+        assert {id(layer.weight) for layer in network.encoder} <= {id(p) for p in decoder.parameters()}
+    with torch.no_grad():
+        network.encoder[0].weight.mul_(2)
+    assert torch.equal(encoder(x), network.encode(x))
+
+
+@pytest.mark.parametrize("tied_weights", [False, True])
+def test_encoder_and_decoder_modules_export_with_torch_export(tied_weights):
+    network = make_network(tied_weights=tied_weights)
+    encoder = torch.export.export(network.encoder_module(), (torch.randn(3, 20),))
+    decoder = torch.export.export(network.decoder_module(), (torch.randn(3, 4),))
+    x = torch.randn(3, 20)
+    torch.testing.assert_close(decoder.module()(encoder.module()(x)), network(x))
+
+
+# ------------------------------------------------ what the units respond to
+
+
+def test_linear_filters_are_the_product_of_the_encoder_weights():
+    network = make_network()
+    first = network.encoder[0].weight.detach().double().numpy()
+    second = network.encoder[1].weight.detach().double().numpy()
+    np.testing.assert_array_equal(linear_filters(network, 1), first)
+    np.testing.assert_allclose(linear_filters(network, 2), second @ first)
+
+
+def test_maximizing_inputs_have_the_data_norm_and_beat_every_data_row_of_that_norm():
+    network = make_network(activation="tanh")
+    X = np.random.RandomState(0).uniform(size=(300, 20))
+    units = [0, 3, 5]
+    patterns = maximizing_inputs(network, 2, units, X)
+    assert patterns.shape == (3, 20) and patterns.dtype == np.float64
+    norm = np.linalg.norm(X, axis=1).mean()
+    np.testing.assert_allclose(np.linalg.norm(patterns, axis=1), norm, rtol=1e-4)
+    with torch.no_grad():
+        achieved = network.encode(torch.as_tensor(patterns, dtype=torch.float32), n_layers=2).numpy()
+        rows = torch.as_tensor(X / np.linalg.norm(X, axis=1, keepdims=True) * norm, dtype=torch.float32)
+        best_row = network.encode(rows, n_layers=2).numpy().max(axis=0)
+    assert np.all(achieved[np.arange(3), units] >= best_row[units])
+
+
+def test_the_maximizing_input_of_a_first_layer_unit_points_along_its_weights():
+    network = make_network()
+    X = np.random.RandomState(1).normal(size=(200, 20))
+    patterns = maximizing_inputs(network, 1, np.arange(16), X)
+    weights = network.encoder[0].weight.detach().double().numpy()
+    cosines = np.sum(patterns * weights, axis=1) / np.linalg.norm(patterns, axis=1) / np.linalg.norm(weights, axis=1)
+    np.testing.assert_allclose(cosines, 1.0, atol=1e-4)

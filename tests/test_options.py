@@ -12,8 +12,22 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-import sk_stackae._estimator as estimator_module
 from sk_stackae import StackedAutoencoder
+from sk_stackae._listeners import TrainingListener, listening
+
+
+class PhaseLog(TrainingListener):
+    """The phases a fit runs, as they start."""
+
+    def __init__(self):
+        self.phases = []
+
+    def phase_started(self, phase):
+        self.phases.append(phase)
+
+    @property
+    def names(self):
+        return [phase.name for phase in self.phases]
 
 
 @pytest.fixture(scope="module")
@@ -43,22 +57,17 @@ def test_tied_decoder_always_uses_the_transposed_encoder_weight(blobs):
     model = StackedAutoencoder((8, 4), tied_weights=True, pretrain_epochs=3, finetune_epochs=3, random_state=0)
     model.fit(blobs)
     network = model.network_
-    codes = torch.randn(5, 4)
+    codes = torch.randn(5, 4, device=model.device_)
     expected = torch.nn.functional.linear(codes, network.encoder[1].weight.t(), network.decoder[1].bias)
     torch.testing.assert_close(network.decoder[1](codes), expected)
 
 
-def test_pretraining_phases_train_the_tied_weight_through_both_uses(monkeypatch, blobs):
-    trained = []
-    original = estimator_module.train_phase
-
-    def recording(phase, *args, **kwargs):
-        trained.append({id(p) for p in phase.parameters})
-        return original(phase, *args, **kwargs)
-
-    monkeypatch.setattr(estimator_module, "train_phase", recording)
+def test_pretraining_phases_train_the_tied_weight_through_both_uses(blobs):
+    log = PhaseLog()
     model = StackedAutoencoder((8, 4), tied_weights=True, pretrain_epochs=2, finetune_epochs=0, random_state=0)
-    model.fit(blobs)
+    with listening(log):
+        model.fit(blobs)
+    trained = [{id(p) for p in phase.parameters} for phase in log.phases]
     network = model.network_
     for k in range(2):
         expected = {id(network.encoder[k].weight), id(network.encoder[k].bias), id(network.decoder[k].bias)}
@@ -251,29 +260,25 @@ def test_early_stopping_ends_every_phase_before_its_budget_and_records_scores(di
         assert len(curve) == len(scores) < 200
 
 
-def test_early_stopping_keeps_the_weights_of_the_best_validation_score(monkeypatch, digits):
+def test_early_stopping_keeps_the_weights_of_the_best_validation_score(digits):
     X, _ = digits
-    splits = []
-    original = StackedAutoencoder._validation_split
-
-    def recording(model, n_samples, generator):
-        splits.append(original(model, n_samples, generator))
-        return splits[-1]
-
-    monkeypatch.setattr(StackedAutoencoder, "_validation_split", recording)
-    model = early_stopper(pretrain_epochs=0).fit(X)
-    train, validation = splits[0]
+    log = PhaseLog()
+    with listening(log):
+        model = early_stopper(pretrain_epochs=0).fit(X)
+    (phase,) = log.phases
+    train, validation = phase.train_indices, phase.validation_indices
     assert len(validation) == np.ceil(0.1 * len(X)) and len(train) + len(validation) == len(X)
     assert model.score(X[validation.numpy()]) == pytest.approx(model.best_validation_score_, rel=1e-4)
     assert model.best_validation_score_ >= model.validation_scores_[-1]
 
 
-def test_running_out_of_epochs_while_improving_warns(digits):
+def test_running_out_of_epochs_while_improving_warns_at_the_callers_line(digits):
     X, _ = digits
     with pytest.warns(
         ConvergenceWarning, match=r"still improving .* pretrain layer 1 \(3 epochs\).*finetune \(3 epochs\)"
-    ):
+    ) as record:
         early_stopper(pretrain_epochs=3, finetune_epochs=3, n_iter_no_change=10).fit(X)
+    assert record[0].filename == __file__
 
 
 def test_no_convergence_warning_without_early_stopping(digits):
@@ -317,19 +322,16 @@ def test_two_samples_are_enough_for_early_stopping(blobs):
 # ------------------------------------------------------------- warm start
 
 
-def test_warm_start_continues_the_finetune_without_pretraining_again(monkeypatch, digits):
+def test_warm_start_continues_the_finetune_without_pretraining_again(digits):
     X, _ = digits
     model = StackedAutoencoder((32, 8), pretrain_epochs=3, finetune_epochs=5, warm_start=True, random_state=0)
     model.fit(X)
     first_curve = list(model.loss_curve_)
     pretrain_curves = model.pretrain_loss_curves_
-    names = []
-    original = estimator_module.train_phase
-    monkeypatch.setattr(
-        estimator_module, "train_phase", lambda phase, *a, **k: (names.append(phase.name), original(phase, *a, **k))[1]
-    )
-    model.fit(X)
-    assert names == ["finetune"]
+    log = PhaseLog()
+    with listening(log):
+        model.fit(X)
+    assert log.names == ["finetune"]
     assert model.loss_curve_[:5] == first_curve
     assert len(model.loss_curve_) == model.n_iter_ == 10
     assert model.pretrain_loss_curves_ is pretrain_curves
@@ -433,8 +435,9 @@ def test_verbose_2_shows_a_progress_bar_per_phase(capsys, blobs):
 def test_verbose_2_without_tqdm_prints_lines_and_says_why(monkeypatch, capsys, blobs):
     monkeypatch.setitem(sys.modules, "tqdm", None)
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
-    with pytest.warns(UserWarning, match="tqdm, which is not installed"):
+    with pytest.warns(UserWarning, match="tqdm, which is not installed") as record:
         StackedAutoencoder((8, 4), pretrain_epochs=1, finetune_epochs=1, verbose=2, random_state=0).fit(blobs)
+    assert record[0].filename == __file__
     assert len(capsys.readouterr().out.splitlines()) == 3
 
 

@@ -15,7 +15,7 @@ from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_limits
 
 from sk_stackae import StackedAutoencoder
-from sk_stackae._training import _PhaseTrainer
+from sk_stackae._listeners import TrainingListener, listening
 
 
 def torch_threads(estimator, X, y=None):
@@ -45,19 +45,20 @@ def test_two_joblib_workers_share_the_cores_instead_of_oversubscribing_them(digi
     assert (result.cv_results_["mean_test_threads"] == max(1, os.cpu_count() // 2)).all()
 
 
-def test_training_respects_threadpoolctl_limits(monkeypatch, digits_data):
+class _ThreadsSeen(TrainingListener):
+    def __init__(self):
+        self.seen = set()
+
+    def epoch_ended(self, phase, epoch, loss, seconds, validation_score=None):
+        self.seen.add(torch.get_num_threads())
+
+
+def test_training_respects_threadpoolctl_limits(digits_data):
     X, _ = digits_data
-    seen = set()
-    original = _PhaseTrainer.train_step
-
-    def recording_step(trainer, clean):
-        seen.add(torch.get_num_threads())
-        return original(trainer, clean)
-
-    monkeypatch.setattr(_PhaseTrainer, "train_step", recording_step)
-    with threadpool_limits(1):
+    threads = _ThreadsSeen()
+    with threadpool_limits(1), listening(threads):
         StackedAutoencoder((8, 4), pretrain_epochs=1, finetune_epochs=1).fit(X[:200])
-    assert seen == {1}
+    assert threads.seen == {1}
 
 
 def test_grid_search_on_a_dask_cluster_picks_what_the_serial_search_picks(digits_data):

@@ -16,6 +16,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
@@ -166,6 +167,9 @@ def test_plot_draws_precomputed_values_again_on_new_axes():
     [
         ({"image_shape": (8, 7)}, ValueError, r"image_shape=\(8, 7\) holds 56 pixels, but the data have 64"),
         ({"image_shape": (64,)}, ValueError, "image_shape must be \\(height, width\\)"),
+        ({"image_shape": (8, 8.0)}, ValueError, "positive integer sizes; got \\(8, 8.0\\)"),
+        ({"image_shape": (2.5, 25.6)}, ValueError, "positive integer sizes"),
+        ({"image_shape": (True, 64)}, ValueError, "positive integer sizes"),
         ({"image_shape": DIGIT_SHAPE, "n_images": 0}, ValueError, "n_images must be a positive integer"),
     ],
 )
@@ -259,6 +263,8 @@ def test_feature_grid_has_n_cols_tiles_per_row():
     [
         ({"layer": 0}, ValueError, r"layer must be an integer from 1 \(the first hidden layer\) to 2"),
         ({"layer": 3}, ValueError, "layer must be an integer from 1"),
+        ({"layer": True}, ValueError, "layer must be an integer from 1"),
+        ({"layer": 1.0}, ValueError, "layer must be an integer from 1"),
         ({"method": "gradient"}, ValueError, "method must be one of"),
         ({"method": "maximize"}, ValueError, "method='maximize' needs X"),
         ({"units": [16]}, ValueError, "units must be indices of units of layer 1, from 0 to 15"),
@@ -270,9 +276,45 @@ def test_feature_display_rejects_bad_arguments(kwargs, error, message, fitted):
         FeatureDisplay.from_estimator(fitted, **{"image_shape": DIGIT_SHAPE, **kwargs})
 
 
-def test_feature_display_asks_for_the_autoencoder_step_of_a_pipeline(fitted):
-    with pytest.raises(TypeError, match=r"got Pipeline.*pass its autoencoder step"):
-        FeatureDisplay.from_estimator(make_pipeline(fitted), image_shape=DIGIT_SHAPE)
+def test_feature_display_finds_the_autoencoder_step_of_a_pipeline(digits):
+    X, y = digits
+    scaler = MinMaxScaler().fit(X * 16)
+    autoencoder = StackedAutoencoder((16, 4), **FAST).fit(scaler.transform(X * 16))
+    pipeline = make_pipeline(scaler, autoencoder, LogisticRegression(max_iter=50)).fit(X * 16, y)
+    alone = FeatureDisplay.from_estimator(autoencoder, scaler.transform(X * 16), image_shape=DIGIT_SHAPE, layer=2)
+    through = FeatureDisplay.from_estimator(pipeline, X * 16, image_shape=DIGIT_SHAPE, layer=2)
+    for a, b in zip(alone.images_, through.images_, strict=True):
+        np.testing.assert_array_equal(image_data(a), image_data(b))
+    # X goes through the steps before the autoencoder for the maximising search.
+    alone = FeatureDisplay.from_estimator(
+        autoencoder, scaler.transform(X * 16), image_shape=DIGIT_SHAPE, method="maximize"
+    )
+    through = FeatureDisplay.from_estimator(pipeline, X * 16, image_shape=DIGIT_SHAPE, method="maximize")
+    for a, b in zip(alone.images_, through.images_, strict=True):
+        np.testing.assert_allclose(image_data(a), image_data(b), rtol=1e-5, atol=1e-6)
+
+
+def test_displays_refuse_a_pipeline_without_exactly_one_autoencoder(fitted):
+    for pipeline in (make_pipeline(MinMaxScaler()), make_pipeline(fitted, StackedAutoencoder((2,)))):
+        with pytest.raises(ValueError, match="needs a pipeline with one autoencoder step"):
+            FeatureDisplay.from_estimator(pipeline, image_shape=DIGIT_SHAPE)
+        with pytest.raises(ValueError, match="needs a pipeline with one autoencoder step"):
+            LossCurveDisplay.from_estimator(pipeline)
+
+
+def test_reconstruction_display_reconstructs_through_the_steps_up_to_the_autoencoder(digits):
+    X, y = digits
+    pipeline = make_pipeline(MinMaxScaler(), StackedAutoencoder((16, 4), **FAST), LogisticRegression(max_iter=50))
+    pipeline.fit(X * 16, y)
+    display = ReconstructionDisplay.from_estimator(pipeline, X * 16, image_shape=DIGIT_SHAPE, n_images=3)
+    expected = pipeline[:2].inverse_transform(pipeline[:2].transform(X[:3] * 16))
+    for image, row in zip(display.images_[1], expected, strict=True):
+        np.testing.assert_allclose(image_data(image), row.reshape(DIGIT_SHAPE))
+
+
+def test_loss_curve_display_finds_the_autoencoder_step_of_a_pipeline(fitted):
+    display = LossCurveDisplay.from_estimator(make_pipeline(MinMaxScaler(), fitted))
+    np.testing.assert_array_equal(display.lines_[-1].get_ydata(), fitted.loss_curve_)
 
 
 # -------------------------------------------------------- LossCurveDisplay
@@ -282,7 +324,7 @@ def test_loss_curves_of_every_phase_follow_one_another(fitted):
     display = LossCurveDisplay.from_estimator(fitted)
     curves = [*fitted.pretrain_loss_curves_, fitted.loss_curve_]
 
-    assert [line.get_label() for line in display.lines_] == ["pretrain layer 1", "pretrain layer 2", "fine-tune"]
+    assert [line.get_label() for line in display.lines_] == ["pretrain layer 1/2", "pretrain layer 2/2", "finetune"]
     assert len(display.ax_.get_lines()) == 3
     assert display.validation_lines_ is None
     first_epoch = 1
@@ -293,9 +335,9 @@ def test_loss_curves_of_every_phase_follow_one_another(fitted):
     assert len({line.get_color() for line in display.lines_}) == 3
     assert display.ax_.get_yscale() == "log"
     assert [text.get_text() for text in display.ax_.get_legend().get_texts()] == [
-        "pretrain layer 1",
-        "pretrain layer 2",
-        "fine-tune",
+        "pretrain layer 1/2",
+        "pretrain layer 2/2",
+        "finetune",
     ]
 
 
@@ -315,10 +357,10 @@ def test_validation_losses_are_dashed_beside_their_phase(fitted_with_early_stopp
     assert display.ax_.get_yscale() == "linear"
     # One legend entry per phase, then a key to the line styles.
     assert [text.get_text() for text in display.ax_.get_legend().get_texts()] == [
-        "pretrain layer 1",
-        "pretrain layer 2",
-        "pretrain layer 3",
-        "fine-tune",
+        "pretrain layer 1/3",
+        "pretrain layer 2/3",
+        "pretrain layer 3/3",
+        "finetune",
         "training",
         "validation",
     ]
@@ -328,12 +370,12 @@ def test_phases_without_epochs_are_left_out(digits):
     X, _ = digits
     model = StackedAutoencoder((16, 4), **{**FAST, "pretrain_epochs": 0}).fit(X)
     display = LossCurveDisplay.from_estimator(model)
-    assert [line.get_label() for line in display.lines_] == ["fine-tune"]
+    assert [line.get_label() for line in display.lines_] == ["finetune"]
     np.testing.assert_array_equal(display.lines_[0].get_xdata(), np.arange(1, 4))
 
     model = StackedAutoencoder((16, 4), **FAST).partial_fit(X).partial_fit(X)
     display = LossCurveDisplay.from_estimator(model)
-    assert [line.get_label() for line in display.lines_] == ["fine-tune"]
+    assert [line.get_label() for line in display.lines_] == ["finetune"]
     np.testing.assert_array_equal(display.lines_[0].get_ydata(), model.loss_curve_)
 
 
@@ -344,5 +386,5 @@ def test_loss_curve_display_rejects_bad_values():
         LossCurveDisplay(pretrain_loss_curves=[[1.0], [1.0]], loss_curve=[], pretrain_validation_scores=[[-1.0]]).plot()
     with pytest.raises(ValueError, match="yscale must be 'log' or 'linear'"):
         LossCurveDisplay(pretrain_loss_curves=[[1.0]], loss_curve=[1.0]).plot(yscale="symlog")
-    with pytest.raises(TypeError, match="got PCA"):
+    with pytest.raises(TypeError, match="needs a StackedAutoencoder or a Pipeline with one; got PCA"):
         LossCurveDisplay.from_estimator(PCA())

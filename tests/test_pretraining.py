@@ -6,54 +6,66 @@ import numpy as np
 import pytest
 import torch
 
-import sk_stackae._estimator as estimator_module
 from sk_stackae import StackedAutoencoder
-from sk_stackae._network import DenseLayer, StackedAutoencoderNetwork
+from sk_stackae._data import inference_batch_size
+from sk_stackae._listeners import TrainingListener, listening
+from sk_stackae._network import DenseLayer
+
+
+class PhaseRecorder(TrainingListener):
+    """Records, for every phase, its rows, the forward calls it made and its parameters at the end."""
+
+    def __init__(self, forward_calls=None):
+        self.forward_calls = Counter() if forward_calls is None else forward_calls
+        self.phases = []
+        self.caches = []
+
+    def phase_started(self, phase):
+        self.phases.append(
+            {
+                "name": phase.name,
+                "phase": phase,
+                "rows": phase.rows,
+                "rows_at_start": phase.rows.tensor.clone(),
+                "calls_before": Counter(self.forward_calls),
+                "start": [p.detach().clone() for p in phase.parameters],
+            }
+        )
+
+    def phase_ended(self, phase, result):
+        record = self.phases[-1]
+        record["calls"] = Counter(self.forward_calls) - record["calls_before"]
+        record["end"] = [p.detach().clone() for p in phase.parameters]
+
+    def cache_started(self, layer, rows, width):
+        self.caches.append({"layer": layer, "calls_before": Counter(self.forward_calls)})
+
+    def cache_ended(self, layer, cache):
+        self.caches[-1]["calls"] = Counter(self.forward_calls) - self.caches[-1]["calls_before"]
 
 
 @pytest.fixture
-def recorded_fit(monkeypatch, blobs):
-    """Fit a 3-layer stack while recording forward calls and weights per phase."""
+def counting_forward(monkeypatch):
+    """Count the forward calls of every dense layer."""
     forward_calls = Counter()
     original_forward = DenseLayer.forward
 
-    def counting_forward(layer, x):
+    def counted(layer, x):
         forward_calls[layer] += 1
         return original_forward(layer, x)
 
-    monkeypatch.setattr(DenseLayer, "forward", counting_forward)
+    monkeypatch.setattr(DenseLayer, "forward", counted)
+    return forward_calls
 
-    networks = []
-    original_reset = StackedAutoencoderNetwork.reset_parameters
 
-    def capturing_reset(network, generator):
-        networks.append(network)
-        return original_reset(network, generator)
-
-    monkeypatch.setattr(StackedAutoencoderNetwork, "reset_parameters", capturing_reset)
-
-    phases = []
-    original_train_phase = estimator_module.train_phase
-
-    def recording_train_phase(phase, *args, **kwargs):
-        before = Counter(forward_calls)
-        curve = original_train_phase(phase, *args, **kwargs)
-        phases.append(
-            {
-                "name": phase.name,
-                "rows": phase.rows,
-                "rows_at_start": phase.rows.tensor.clone(),
-                "calls": Counter(forward_calls) - before,
-                "calls_before": before,
-                "state": {k: v.clone() for k, v in networks[-1].state_dict().items()},
-            }
-        )
-        return curve
-
-    monkeypatch.setattr(estimator_module, "train_phase", recording_train_phase)
+@pytest.fixture
+def recorded_fit(counting_forward, blobs):
+    """Fit a 3-layer stack while recording forward calls and weights per phase."""
+    recorder = PhaseRecorder(counting_forward)
     model = StackedAutoencoder((10, 6, 3), pretrain_epochs=3, finetune_epochs=0, batch_size=16, random_state=0)
-    model.fit(blobs)
-    return model, phases, forward_calls
+    with listening(recorder):
+        model.fit(blobs)
+    return model, recorder.phases, counting_forward
 
 
 def test_each_phase_runs_only_its_own_layer_pair(recorded_fit, blobs):
@@ -82,18 +94,35 @@ def test_lower_layers_run_once_to_fill_the_cache(recorded_fit, blobs):
 
 def test_later_phases_leave_frozen_weights_bit_for_bit_unchanged(recorded_fit):
     model, phases, _ = recorded_fit
-    final = model.network_.state_dict()
+    network = model.network_
     for k, phase in enumerate(phases):
-        for name in (f"encoder.{k}.weight", f"encoder.{k}.bias", f"decoder.{k}.weight", f"decoder.{k}.bias"):
-            assert torch.equal(phase["state"][name], final[name]), name
-    # ... and each phase did change its own layer pair.
-    assert not torch.equal(phases[0]["state"]["encoder.1.weight"], final["encoder.1.weight"])
+        # What phase k trained is exactly what the fitted network holds...
+        assert all(p is q for p, q in zip(phase["phase"].parameters, network.layer_parameters(k), strict=True))
+        for at_end, final in zip(phase["end"], network.layer_parameters(k), strict=True):
+            assert torch.equal(at_end, final)
+        # ... and the phase did change its own layer pair.
+        assert not any(torch.equal(a, b) for a, b in zip(phase["start"], phase["end"], strict=True))
+
+
+def test_the_cache_runs_in_inference_batches_not_training_batches(counting_forward, monkeypatch, digits):
+    # Inference batches of 100 rows, training batches of 16: a cache over
+    # 1000 rows runs the frozen layer 10 times, not 63 times.
+    monkeypatch.setattr("sk_stackae._data._INFERENCE_VALUES_PER_BATCH", 100 * 64)
+    X = digits[0][:1000]
+    assert inference_batch_size((64, 32), 16) == 100
+    recorder = PhaseRecorder(counting_forward)
+    model = StackedAutoencoder((32, 8), pretrain_epochs=1, finetune_epochs=0, batch_size=16, random_state=0)
+    with listening(recorder):
+        model.fit(X)
+    (cache,) = recorder.caches
+    assert cache["layer"] == 1
+    assert cache["calls"] == Counter({model.network_.encoder[0]: 10})
 
 
 def test_cached_codes_are_the_frozen_layers_output_without_autograd(recorded_fit, blobs):
     model, phases, _ = recorded_fit
     network = model.network_
-    inputs = torch.as_tensor(blobs, dtype=torch.float32)
+    inputs = torch.as_tensor(blobs, dtype=torch.float32, device=model.device_)
     with torch.no_grad():
         h1 = network.encode_layer(0, inputs)
         h2 = network.encode_layer(1, h1)
@@ -103,20 +132,14 @@ def test_cached_codes_are_the_frozen_layers_output_without_autograd(recorded_fit
         torch.testing.assert_close(cache, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_deeper_phases_reconstruct_codes_with_mse(monkeypatch, digits):
+def test_deeper_phases_reconstruct_codes_with_mse(digits):
     X, _ = digits
-    losses = []
-    original_train_phase = estimator_module.train_phase
-
-    def recording_train_phase(phase, *args, **kwargs):
-        losses.append(phase.loss.kind)
-        return original_train_phase(phase, *args, **kwargs)
-
-    monkeypatch.setattr(estimator_module, "train_phase", recording_train_phase)
-    StackedAutoencoder(
-        (16, 8, 4), output_activation="sigmoid", loss="bce", pretrain_epochs=1, finetune_epochs=1, random_state=0
-    ).fit(X[:200])
-    assert losses == ["bce", "mse", "mse", "bce"]
+    recorder = PhaseRecorder()
+    with listening(recorder):
+        StackedAutoencoder(
+            (16, 8, 4), output_activation="sigmoid", loss="bce", pretrain_epochs=1, finetune_epochs=1, random_state=0
+        ).fit(X[:200])
+    assert [phase["phase"].loss.kind for phase in recorder.phases] == ["bce", "mse", "mse", "bce"]
 
 
 def test_pretraining_lowers_each_phase_loss(blobs):
@@ -128,17 +151,11 @@ def test_pretraining_lowers_each_phase_loss(blobs):
         assert curve[-1] < 0.7 * curve[0]
 
 
-def test_pretrain_epochs_zero_skips_pretraining(monkeypatch, blobs):
-    names = []
-    original_train_phase = estimator_module.train_phase
-
-    def recording_train_phase(phase, *args, **kwargs):
-        names.append(phase.name)
-        return original_train_phase(phase, *args, **kwargs)
-
-    monkeypatch.setattr(estimator_module, "train_phase", recording_train_phase)
-    model = StackedAutoencoder((8, 4), pretrain_epochs=0, finetune_epochs=2, random_state=0).fit(blobs)
-    assert names == ["finetune"]
+def test_pretrain_epochs_zero_skips_pretraining(blobs):
+    recorder = PhaseRecorder()
+    with listening(recorder):
+        model = StackedAutoencoder((8, 4), pretrain_epochs=0, finetune_epochs=2, random_state=0).fit(blobs)
+    assert [phase["name"] for phase in recorder.phases] == ["finetune"]
     assert model.pretrain_loss_curves_ == [[], []]
     assert len(model.loss_curve_) == 2
 
@@ -153,21 +170,26 @@ def test_pretraining_gives_the_finetune_a_better_start(digits):
     assert pretrained.loss_curve_[0] < scratch.loss_curve_[0]
 
 
-def test_each_phase_starts_by_predicting_the_mean_of_what_it_reconstructs(monkeypatch, blobs):
-    starts = []
-    original_train_phase = estimator_module.train_phase
+class _StartingLoss(TrainingListener):
+    def __init__(self):
+        self.starts = []
 
-    def recording_train_phase(phase, *args, **kwargs):
+    def phase_started(self, phase):
         rows = phase.rows.tensor
         with torch.no_grad():
             pre_activation, _ = phase.forward(rows)
-        starts.append((phase.loss(pre_activation, rows).item(), rows.var(dim=0, unbiased=False).mean().item()))
-        return original_train_phase(phase, *args, **kwargs)
+        self.starts.append((phase.loss(pre_activation, rows).item(), rows.var(dim=0, unbiased=False).mean().item()))
 
-    monkeypatch.setattr(estimator_module, "train_phase", recording_train_phase)
-    StackedAutoencoder((10, 6), pretrain_epochs=1, finetune_epochs=0, random_state=0).fit(blobs)
-    # The loss of predicting every column's mean is the mean column variance.
-    for loss, variance in starts:
+
+@pytest.mark.parametrize("pretrain_epochs", [1, 0])
+def test_each_phase_starts_by_predicting_the_mean_of_what_it_reconstructs(pretrain_epochs, blobs):
+    listener = _StartingLoss()
+    with listening(listener):
+        StackedAutoencoder((10, 6), pretrain_epochs=pretrain_epochs, finetune_epochs=1, random_state=0).fit(blobs)
+    assert len(listener.starts) == (3 if pretrain_epochs else 1)
+    # The loss of predicting every column's mean is the mean column variance
+    # (the fine-tune after pretraining starts from what pretraining left).
+    for loss, variance in listener.starts[: 2 if pretrain_epochs else 1]:
         assert loss == pytest.approx(variance, rel=1e-4)
 
 
@@ -177,4 +199,4 @@ def test_narrower_caches_overwrite_the_previous_cache_and_never_the_data(recorde
     assert data.data_ptr() != h1.data_ptr()
     assert h2.data_ptr() == h1.data_ptr()
     # The data the user passed is untouched.
-    np.testing.assert_array_equal(data.numpy(), blobs.astype(np.float32))
+    np.testing.assert_array_equal(data.cpu().numpy(), blobs.astype(np.float32))

@@ -2,23 +2,28 @@
 
 import pytest
 import torch
+from conftest import DEVICE
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from sk_stackae._data import TensorRows
+from sk_stackae._listeners import TrainingListener
 from sk_stackae._network import StackedAutoencoderNetwork
-from sk_stackae._progress import SilentProgress
 from sk_stackae._training import (
     DivergenceError,
     Phase,
     ReconstructionLoss,
     TrainingOptions,
     _EarlyStopping,
+    _PhaseTrainer,
     make_optimizer,
     matmul_precision,
+    optimizer_from_numpy,
+    optimizer_saved_in_format_1,
+    optimizer_to_numpy,
     sparsity_penalty_for,
     train_phase,
-    validation_loss,
+    validation_score,
 )
 
 OPTIONS = TrainingOptions(optimizer="adam", learning_rate=1e-2, batch_size=16)
@@ -29,7 +34,7 @@ def make_network():
         10, (6, 3), activation="relu", code_activation="identity", output_activation="identity"
     )
     network.reset_parameters(torch.Generator().manual_seed(0))
-    return network
+    return network.to(DEVICE)
 
 
 def finetune_phase(network, data, epochs=5):
@@ -48,7 +53,7 @@ def finetune_phase(network, data, epochs=5):
 def data():
     generator = torch.Generator().manual_seed(1)
     basis = torch.randn(3, 10, generator=generator)
-    return torch.randn(100, 3, generator=generator) @ basis
+    return (torch.randn(100, 3, generator=generator) @ basis).to(DEVICE)
 
 
 def test_loss_curve_has_one_falling_entry_per_epoch(data):
@@ -107,7 +112,7 @@ def test_the_loss_is_read_back_once_per_epoch_not_per_batch(data):
     assert counter.calls == 4  # 7 batches per epoch
 
 
-class _RecordingProgress(SilentProgress):
+class _RecordingListener(TrainingListener):
     def __init__(self):
         self.events = []
 
@@ -118,14 +123,94 @@ class _RecordingProgress(SilentProgress):
         assert seconds >= 0
         self.events.append(("epoch", epoch))
 
-    def phase_ended(self, phase):
-        self.events.append(("end", phase.name))
+    def phase_ended(self, phase, result):
+        self.events.append(("end", phase.name, len(result.loss_curve)))
 
 
-def test_progress_hears_the_start_every_epoch_and_the_end(data):
-    progress = _RecordingProgress()
-    train_phase(finetune_phase(make_network(), data, epochs=3), OPTIONS, torch.Generator().manual_seed(0), progress)
-    assert progress.events == [("start", "finetune"), ("epoch", 1), ("epoch", 2), ("epoch", 3), ("end", "finetune")]
+def test_a_listener_hears_the_start_every_epoch_and_the_end(data):
+    listener = _RecordingListener()
+    train_phase(finetune_phase(make_network(), data, epochs=3), OPTIONS, torch.Generator().manual_seed(0), listener)
+    assert listener.events == [
+        ("start", "finetune"),
+        ("epoch", 1),
+        ("epoch", 2),
+        ("epoch", 3),
+        ("end", "finetune", 3),
+    ]
+
+
+def _interrupt_at_step(monkeypatch, step):
+    original = _PhaseTrainer.train_step
+    calls = []
+
+    def interrupting_step(trainer, clean, target):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return original(trainer, clean, target)
+
+    monkeypatch.setattr(_PhaseTrainer, "train_step", interrupting_step)
+
+
+def test_an_interrupt_ends_the_phase_with_the_finished_epochs_and_marks_the_result(monkeypatch, data):
+    # 7 batches per epoch: step 17 is in the third epoch.
+    _interrupt_at_step(monkeypatch, 17)
+    listener = _RecordingListener()
+    phase = finetune_phase(make_network(), data, epochs=5)
+    result = train_phase(phase, OPTIONS, torch.Generator().manual_seed(0), listener)
+    assert result.interrupted and not result.stopped_early
+    assert len(result.loss_curve) == 2
+    assert listener.events[-1] == ("end", "finetune", 2)
+
+
+def test_an_interrupt_with_early_stopping_keeps_the_best_weights_so_far(monkeypatch, data):
+    network = make_network()
+    phase = finetune_phase(network, data, epochs=50)
+    phase.train_indices, phase.validation_indices = _split(len(data), 20)
+    # 5 batches per epoch over the 80 training rows: step 23 is in epoch 5.
+    _interrupt_at_step(monkeypatch, 23)
+    options = TrainingOptions(early_stopping=True, n_iter_no_change=50, learning_rate=1e-2, batch_size=16)
+    result = train_phase(phase, options, torch.Generator().manual_seed(0))
+    assert result.interrupted
+    assert len(result.loss_curve) == len(result.validation_scores) == 4
+    restored = validation_score(phase, phase.validation_indices, 1000)
+    assert restored == pytest.approx(max(result.validation_scores), rel=1e-5)
+
+
+class _TargetLoss:
+    """A supervised loss: squared error of the output against the phase's targets."""
+
+    def __call__(self, output, clean, target):
+        return (output - target).square().mean()
+
+    def per_sample(self, output, clean, target):
+        return (output - target).square().mean(dim=1)
+
+
+def test_a_phase_with_targets_trains_its_forward_toward_them(data):
+    # The loop is not tied to reconstruction: a phase whose loss compares
+    # the output with target rows learns the map from rows to targets.
+    generator = torch.Generator().manual_seed(3)
+    mapping = torch.randn(10, 2, generator=generator).to(DEVICE)
+    targets = data @ mapping
+    head = torch.nn.Linear(10, 2).to(DEVICE)
+    phase = Phase(
+        name="supervised",
+        parameters=list(head.parameters()),
+        forward=lambda inputs, **kwargs: (head(inputs), []),
+        loss=_TargetLoss(),
+        code_activations=[],
+        rows=TensorRows(data),
+        targets=TensorRows(targets),
+        epochs=60,
+    )
+    phase.train_indices, phase.validation_indices = _split(len(data), 20)
+    options = TrainingOptions(learning_rate=5e-2, batch_size=16, early_stopping=True, n_iter_no_change=100)
+    result = train_phase(phase, options, torch.Generator().manual_seed(0))
+    assert result.loss_curve[-1] < 0.01 * result.loss_curve[0]
+    with torch.no_grad():
+        torch.testing.assert_close(head(data), targets, atol=0.1, rtol=0.05)
+    assert result.validation_scores[-1] > result.validation_scores[0]
 
 
 def test_non_finite_loss_raises_naming_phase_and_epoch(data):
@@ -226,9 +311,9 @@ class _RecordingLoss(ReconstructionLoss):
         super().__init__("mse", "identity")
         self.targets = []
 
-    def __call__(self, pre_activation, target):
-        self.targets.append(target)
-        return super().__call__(pre_activation, target)
+    def __call__(self, pre_activation, clean, target=None):
+        self.targets.append(clean)
+        return super().__call__(pre_activation, clean, target)
 
 
 def test_gaussian_noise_has_the_requested_standard_deviation(data):
@@ -287,6 +372,7 @@ def test_sparsity_moves_the_mean_code_toward_the_target(data):
             10, (8,), activation="relu", code_activation="sigmoid", output_activation="identity"
         )
         network.reset_parameters(torch.Generator().manual_seed(0))
+        network.to(DEVICE)
         phase = finetune_phase(network, data, epochs=100)
         phase.code_activations = ["sigmoid"]
         options = TrainingOptions(sparsity=sparsity, sparsity_target=0.05, learning_rate=1e-2, batch_size=16)
@@ -312,7 +398,7 @@ def test_early_stopping_stops_after_more_than_n_iter_no_change_epochs_without_im
     assert result.stopped_early
     assert len(result.loss_curve) == len(result.validation_scores) == 1 + 3 + 1
     # The weights left behind are those of the best epoch.
-    restored = -validation_loss(phase, phase.validation_indices, 1000)
+    restored = validation_score(phase, phase.validation_indices, 1000)
     assert restored == pytest.approx(max(result.validation_scores), rel=1e-5)
 
 
@@ -397,16 +483,9 @@ def test_bfloat16_training_lands_close_to_float32(data):
     assert curves["bfloat16"][-1] == pytest.approx(curves["float32"][-1], rel=0.2)
 
 
-def test_tf32_is_float32_on_the_cpu(data):
-    curves = []
-    for precision in ("float32", "tf32"):
-        options = TrainingOptions(precision=precision, learning_rate=1e-2, batch_size=16)
-        curves.append(train_phase(finetune_phase(make_network(), data), options, torch.Generator().manual_seed(0)))
-    assert curves[0].loss_curve == curves[1].loss_curve
-
-
 @pytest.mark.parametrize("caller_setting", [False, True])
 def test_tf32_flag_is_set_for_cuda_training_only_and_put_back(caller_setting):
+    original = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = caller_setting
     try:
         with matmul_precision("tf32", torch.device("cuda", 0)):
@@ -418,4 +497,45 @@ def test_tf32_flag_is_set_for_cuda_training_only_and_put_back(caller_setting):
         with matmul_precision("tf32", torch.device("cpu")):
             assert torch.backends.cuda.matmul.allow_tf32 is caller_setting
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = original
+
+
+# ------------------------------------------------------ saved optimisers
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (TrainingOptions(optimizer="adam"), torch.optim.Adam),
+        (TrainingOptions(optimizer="adamw", alpha=0.1), torch.optim.AdamW),
+        (TrainingOptions(optimizer="sgd", alpha=0.5, momentum=0.3), torch.optim.SGD),
+    ],
+)
+def test_a_saved_optimizer_comes_back_with_its_class_groups_and_state(options, expected, data):
+    network = make_network()
+    parameters = list(network.parameters())
+    optimizer = make_optimizer(options, parameters, 16)
+    train_phase(finetune_phase(network, data, epochs=2), options, torch.Generator().manual_seed(0), None, optimizer)
+    saved = optimizer_to_numpy(optimizer, parameters)
+    twin = make_network()
+    twin.load_state_dict(network.state_dict())
+    restored = optimizer_from_numpy(saved, list(twin.parameters()))
+    assert type(restored) is expected
+    assert restored.state_dict()["param_groups"] == optimizer.state_dict()["param_groups"]
+    for before, after in zip(optimizer.param_groups, restored.param_groups, strict=True):
+        assert [p.shape for p in before["params"]] == [p.shape for p in after["params"]]
+    # Both carry on alike: same state, same next steps.
+    for net, opt in ((network, optimizer), (twin, restored)):
+        train_phase(finetune_phase(net, data, epochs=1), options, torch.Generator().manual_seed(1), None, opt)
+    for p, q in zip(network.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
+@pytest.mark.parametrize("options", [TrainingOptions(optimizer="adamw", alpha=0.1), TrainingOptions(optimizer="sgd")])
+def test_a_bare_state_dict_of_pickle_format_1_is_read_with_its_class_and_groups(options):
+    network = make_network()
+    parameters = list(network.parameters())
+    optimizer = make_optimizer(options, parameters, 16)
+    saved = optimizer_to_numpy(optimizer, parameters)
+    upgraded = optimizer_saved_in_format_1(saved["state_dict"], parameters)
+    assert upgraded["class"] == saved["class"] and upgraded["groups"] == saved["groups"]

@@ -1,0 +1,599 @@
+"""One script for a lent GPU: correctness, speed against peers, and a pickle made there.
+
+On the machine it runs on, it
+
+(a) runs the test suite's device-sensitive modules with ``device="cuda"``
+    (``SK_STACKAE_TEST_DEVICE``; estimators left at ``device="auto"`` pick
+    the GPU by themselves);
+(b) fits the same seed on the CPU and on the device and compares the codes,
+    and checks that parameters, training rows and code caches live on the
+    device and that full batches replayed a CUDA graph;
+(c) times MNIST (784-1000-500-250-30, Adam, batch 256): a fine-tune epoch
+    of ours (float32, TF32, bfloat16; with and without CUDA graphs) against
+    skorch and a typical ``DataLoader`` loop on the same device, the greedy
+    stage with and without the code cache, the kernels a step launches and
+    the floor they imply, and batch 4096 against the GEMM peaks measured in
+    the same run, with the held-out reconstruction error beside every time;
+(d) fits the small test model (digits, 64-32-8) and pickles it with its
+    codes, for ``tests/data``.
+
+Every table goes to ``--out`` (``gpu_check.md``, ``tests.log``) with the
+pickle and its codes, and is printed at the end. On a lent GPU::
+
+    python benchmarks/gpu_check.py --device cuda --data-dir data/mnist --out "$OUT"
+
+and on the CPU, as a dress rehearsal before any device time is spent::
+
+    python benchmarks/gpu_check.py --device cpu --quick --out /tmp/gpu_check
+
+skorch is optional: without it its rows say so.
+"""
+
+import argparse
+import contextlib
+import gc
+import os
+import pickle
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+from _common import load_mnist_like, synthetic_manifold, training_flops
+from bench_peers import relu_autoencoder, symmetric_widths
+from bench_pretraining import naive_greedy
+from sklearn.datasets import load_digits
+from torch import nn
+
+from sk_stackae import StackedAutoencoder
+from sk_stackae._listeners import TrainingListener, listening
+
+MNIST_HIDDEN = (1000, 500, 250, 30)
+LEARNING_RATE = 1e-3
+DEVICE_TEST_MODULES = [
+    "tests/test_estimator.py",
+    "tests/test_options.py",
+    "tests/test_pretraining.py",
+    "tests/test_training.py",
+    "tests/test_data.py",
+    "tests/test_network.py",
+    "tests/test_faults.py",
+    "tests/test_device_pickle.py",
+]
+
+
+class Report:
+    """Markdown tables, printed as they come and written to ``gpu_check.md``."""
+
+    def __init__(self, out):
+        self.out = out
+        self.lines = []
+
+    def line(self, text=""):
+        print(text, flush=True)
+        self.lines.append(text)
+
+    def table(self, headers, rows):
+        cells = [[str(c) for c in row] for row in rows]
+        widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+        self.line("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
+        self.line("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        for row in cells:
+            self.line("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        self.line()
+
+    def save(self):
+        (self.out / "gpu_check.md").write_text("\n".join(self.lines) + "\n")
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def cuda_graphs(enabled):
+    """Let the estimators fit with CUDA graphs on or off (the documented environment switch)."""
+    previous = os.environ.get("SK_STACKAE_CUDA_GRAPHS")
+    os.environ["SK_STACKAE_CUDA_GRAPHS"] = "1" if enabled else "0"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["SK_STACKAE_CUDA_GRAPHS"]
+        else:
+            os.environ["SK_STACKAE_CUDA_GRAPHS"] = previous
+
+
+class Inspector(TrainingListener):
+    """Keeps every phase's result, epoch times, and the devices of rows and caches."""
+
+    def __init__(self):
+        self.results = []
+        self.epoch_seconds = []
+        self.row_devices = set()
+        self.cache_devices = set()
+
+    def phase_started(self, phase):
+        self.row_devices.add(str(phase.rows.device))
+        if hasattr(phase.rows, "tensor"):
+            self.row_devices.add(str(phase.rows.tensor.device))
+
+    def epoch_ended(self, phase, epoch, loss, seconds, validation_score=None):
+        self.epoch_seconds.append(seconds)
+
+    def phase_ended(self, phase, result):
+        self.results.append(result)
+
+    def cache_ended(self, layer, cache):
+        self.cache_devices.add(str(cache.tensor.device) if hasattr(cache, "tensor") else f"host->{cache.device}")
+
+
+# ------------------------------------------------------------------ (a) tests
+
+
+def run_tests(report, device, out, budget_seconds, quick):
+    report.line("## (a) The device-sensitive tests\n")
+    environment = {**os.environ, "SK_STACKAE_TEST_DEVICE": str(device), "PYTHONUNBUFFERED": "1"}
+    modules = [m for m in DEVICE_TEST_MODULES if Path(m).exists()]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *modules]
+    if quick:
+        command += ["-k", "reconstruct or pickle or cache or partial_fit"]
+    started = time.perf_counter()
+    try:
+        completed = subprocess.run(
+            command, env=environment, capture_output=True, text=True, timeout=budget_seconds, check=False
+        )
+        output, code = completed.stdout + completed.stderr, completed.returncode
+    except subprocess.TimeoutExpired as expired:
+        output = (expired.stdout or "") + (expired.stderr or "") if isinstance(expired.stdout, str) else ""
+        output += f"\n(timed out after {budget_seconds} s)"
+        code = "timeout"
+    (out / "tests.log").write_text(output)
+    summary = [line for line in output.splitlines() if " passed" in line or " failed" in line or "error" in line]
+    failures = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    report.line(
+        f"`SK_STACKAE_TEST_DEVICE={device} pytest {' '.join(modules)}`: exit {code}, "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    report.line(f"summary: {summary[-1] if summary else '(none)'}")
+    for line in failures[:30]:
+        report.line(f"- {line}")
+    report.line()
+
+
+# ---------------------------------------------------------- (b) agreement
+
+
+def agreement(report, device):
+    report.line("## (b) The same seed on the CPU and on the device\n")
+    X = (load_digits().data / 16.0).astype(np.float32)
+    rows = []
+    configurations = {
+        "relu 32-8, pretrain + fine-tune": {"hidden_layer_sizes": (32, 8)},
+        "tied sigmoid 48-16-4, bce": {
+            "hidden_layer_sizes": (48, 16, 4),
+            "activation": "logistic",
+            "output_activation": "sigmoid",
+            "loss": "bce",
+            "tied_weights": True,
+        },
+        "elu 32-8, masking noise, dropout": {
+            "hidden_layer_sizes": (32, 8),
+            "activation": "elu",
+            "noise": "masking",
+            "noise_level": 0.2,
+            "dropout": 0.1,
+        },
+    }
+    for name, params in configurations.items():
+        common = {"pretrain_epochs": 3, "finetune_epochs": 5, "batch_size": 16, "random_state": 0, **params}
+        cpu = StackedAutoencoder(device="cpu", **common).fit(X)
+        inspector = Inspector()
+        with listening(inspector):
+            on_device = StackedAutoencoder(device=str(device), precision="float32", **common).fit(X)
+        parameter_devices = {str(p.device) for p in on_device.network_.parameters()}
+        codes_cpu, codes_device = cpu.transform(X), on_device.transform(X)
+        difference = np.abs(codes_cpu - codes_device).max()
+        scale = np.abs(codes_cpu).max()
+        graphed = sum(result.graphed_steps for result in inspector.results)
+        steps = sum(len(result.loss_curve) for result in inspector.results) * int(np.ceil(len(X) / 16))
+        rows.append(
+            [
+                name,
+                f"{difference:.2e}",
+                f"{difference / scale:.2e}",
+                f"{cpu.score(X):.5f} / {on_device.score(X):.5f}",
+                ", ".join(sorted(parameter_devices)),
+                ", ".join(sorted(inspector.row_devices)),
+                ", ".join(sorted(inspector.cache_devices)) or "-",
+                f"{graphed}/{steps}",
+            ]
+        )
+    report.table(
+        [
+            "configuration",
+            "max |code diff|",
+            "relative to max |code|",
+            "score CPU / device",
+            "parameters on",
+            "rows on",
+            "caches on",
+            "steps as graph replays",
+        ],
+        rows,
+    )
+
+
+# ---------------------------------------------------------------- (c) speed
+
+
+def gemm_peaks(report, device, size):
+    """TF32, bf16 and plain fp32 matrix-product rates on this device, measured now."""
+    if device.type != "cuda":
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        torch.mm(a, b)
+        started = time.perf_counter()
+        torch.mm(a, b)
+        rate = 2 * size**3 / (time.perf_counter() - started) / 1e12
+        return {"float32": rate, "tf32": rate, "bfloat16": rate}
+    peaks = {}
+    previous = torch.backends.cuda.matmul.allow_tf32
+    try:
+        for name, dtype, tf32 in (
+            ("float32", torch.float32, False),
+            ("tf32", torch.float32, True),
+            ("bfloat16", torch.bfloat16, False),
+        ):
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            a = torch.randn(size, size, device=device, dtype=dtype)
+            b = torch.randn(size, size, device=device, dtype=dtype)
+            for _ in range(3):
+                torch.mm(a, b)
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            times = []
+            for _ in range(10):
+                start.record()
+                torch.mm(a, b)
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end) / 1e3)
+            peaks[name] = 2 * size**3 / statistics.median(times) / 1e12
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    report.line(
+        f"GEMM peaks ({size}^3, median of 10, random data): "
+        + ", ".join(f"{name} {rate:.0f} TFLOP/s" for name, rate in peaks.items())
+    )
+    report.line()
+    return peaks
+
+
+def launch_costs(device):
+    """Seconds per eager launch of a tiny kernel, and per kernel inside a replayed CUDA graph."""
+    if device.type != "cuda":
+        return None, None
+    x = torch.zeros(256, device=device)
+    for _ in range(100):
+        x.add_(1.0)
+    synchronize(device)
+    n = 5000
+    started = time.perf_counter()
+    for _ in range(n):
+        x.add_(1.0)
+    synchronize(device)
+    eager = (time.perf_counter() - started) / n
+    graph = torch.cuda.CUDAGraph()
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        x.add_(1.0)
+    torch.cuda.current_stream(device).wait_stream(side)
+    with torch.cuda.graph(graph):
+        for _ in range(200):
+            x.add_(1.0)
+    graph.replay()
+    synchronize(device)
+    started = time.perf_counter()
+    for _ in range(20):
+        graph.replay()
+    synchronize(device)
+    in_graph = (time.perf_counter() - started) / (20 * 200)
+    return eager, in_graph
+
+
+def kernels_per_step(device, X, hidden):
+    """CUDA kernels one eager fine-tune step launches, counted with torch.profiler."""
+    if device.type != "cuda":
+        return None
+    from torch.profiler import ProfilerActivity, profile
+
+    model = StackedAutoencoder(
+        hidden, pretrain_epochs=0, finetune_epochs=1, batch_size=256, device=str(device), random_state=0
+    )
+    n_rows = 256 * 8
+    with cuda_graphs(False):
+        model.fit(X[:n_rows])  # warm-up
+        with profile(activities=[ProfilerActivity.CUDA]) as profiler:
+            model.fit(X[:n_rows])
+            synchronize(device)
+    kernels = [event for event in profiler.events() if event.device_type == torch.autograd.DeviceType.CUDA]
+    # A fit also runs its set-up (the mean of the rows, the first layer start):
+    # count the steps' kernels as the total over the steps of one epoch, minus the set-up
+    # measured by a fit of one step.
+    with cuda_graphs(False), profile(activities=[ProfilerActivity.CUDA]) as one_step:
+        model.fit(X[:256])
+        synchronize(device)
+    setup = [event for event in one_step.events() if event.device_type == torch.autograd.DeviceType.CUDA]
+    return (len(kernels) - len(setup)) / (n_rows // 256 - 1)
+
+
+def held_out_mse(reconstruct, X_test):
+    return float(np.mean((reconstruct(X_test) - X_test) ** 2))
+
+
+def time_ours(X_train, X_test, hidden, device, epochs, batch_size, precision, graphs):
+    model = StackedAutoencoder(
+        hidden,
+        code_activation="relu",
+        pretrain_epochs=0,
+        finetune_epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=LEARNING_RATE,
+        precision=precision,
+        device=str(device),
+        random_state=0,
+    )
+    inspector = Inspector()
+    with cuda_graphs(graphs), listening(inspector):
+        synchronize(device)
+        started = time.perf_counter()
+        model.fit(X_train)
+        synchronize(device)
+        total = time.perf_counter() - started
+    # The first epoch holds the warm-up and the capture: the steady epochs are the rest.
+    per_epoch = statistics.median(inspector.epoch_seconds[1:]) if epochs > 1 else total
+    graphed = sum(result.graphed_steps for result in inspector.results)
+    error = held_out_mse(lambda Z: model.inverse_transform(model.transform(Z)), X_test)
+    return per_epoch, total, error, graphed
+
+
+def time_skorch(X_train, X_test, hidden, device, epochs, batch_size):
+    try:
+        from skorch import NeuralNetRegressor
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    net = NeuralNetRegressor(
+        relu_autoencoder(symmetric_widths(X_train.shape[1], hidden)),
+        criterion=nn.MSELoss,
+        optimizer=torch.optim.Adam,
+        lr=LEARNING_RATE,
+        max_epochs=epochs,
+        batch_size=batch_size,
+        train_split=None,
+        iterator_train__shuffle=True,
+        device=str(device),
+        verbose=0,
+    )
+    net.fit(X_train[: batch_size * 4], X_train[: batch_size * 4])  # warm-up
+    net.set_params(max_epochs=epochs)
+    synchronize(device)
+    started = time.perf_counter()
+    net.fit(X_train, X_train)
+    synchronize(device)
+    durations = [row["dur"] for row in net.history]
+    per_epoch = statistics.median(durations[1:]) if len(durations) > 1 else durations[0]
+    error = held_out_mse(lambda Z: net.predict(Z), X_test)
+    return per_epoch, time.perf_counter() - started, error
+
+
+def time_dataloader(X_train, X_test, hidden, device, epochs, batch_size):
+    """The loop of a typical tutorial: DataLoader over a CPU TensorDataset, .to(device), loss.item()."""
+    torch.manual_seed(0)
+    module = relu_autoencoder(symmetric_widths(X_train.shape[1], hidden)).to(device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=LEARNING_RATE)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(X_train)), batch_size=batch_size, shuffle=True
+    )
+    loss_fn = nn.MSELoss()
+    epoch_seconds = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        running_loss = 0.0
+        for (batch,) in loader:
+            batch = batch.to(device)
+            optimizer.zero_grad()
+            loss = loss_fn(module(batch), batch)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item()
+        synchronize(device)
+        epoch_seconds.append(time.perf_counter() - started)
+
+    def reconstruct(Z):
+        with torch.no_grad():
+            return module(torch.from_numpy(Z).to(device)).cpu().numpy()
+
+    return (
+        statistics.median(epoch_seconds[1:]) if epochs > 1 else epoch_seconds[0],
+        sum(epoch_seconds),
+        held_out_mse(reconstruct, X_test),
+    )
+
+
+def speed(report, device, X, hidden, epochs, quick):
+    n_test = min(len(X) // 6, 10000)
+    X_train, X_test = X[:-n_test], X[-n_test:]
+    report.line(
+        f"## (c) Speed: {len(X_train)} x {X.shape[1]} rows, network "
+        f"{'-'.join(map(str, symmetric_widths(X.shape[1], hidden)))}, Adam({LEARNING_RATE})\n"
+    )
+    peaks = gemm_peaks(report, device, 2048 if quick else 8192)
+    eager_launch, graph_launch = launch_costs(device)
+    kernels = kernels_per_step(device, X_train, hidden)
+    if kernels is not None:
+        report.line(
+            f"Kernels per eager fine-tune step (torch.profiler): {kernels:.0f}. Launch cost measured here: "
+            f"{eager_launch * 1e6:.1f} us per eager launch from Python, {graph_launch * 1e6:.2f} us per kernel "
+            f"in a replayed CUDA graph. Launch floor at batch 256: {kernels * eager_launch * 1e6:.0f} us per "
+            f"step eager, {kernels * graph_launch * 1e6:.0f} us per step as a graph; "
+            f"{int(np.ceil(len(X_train) / 256))} steps per epoch give "
+            f"{kernels * eager_launch * np.ceil(len(X_train) / 256) * 1e3:.1f} ms and "
+            f"{kernels * graph_launch * np.ceil(len(X_train) / 256) * 1e3:.1f} ms per epoch.\n"
+        )
+    widths = symmetric_widths(X.shape[1], hidden)
+    flops_per_epoch = training_flops(widths, len(X_train), 1)
+    rows = []
+    results = {}
+
+    def add(name, outcome, batch_size, graphed=None):
+        if outcome is None:
+            rows.append([name, batch_size, "not installed", "", "", "", ""])
+            return
+        per_epoch, total, error = outcome[:3]
+        results[name] = per_epoch
+        rate = flops_per_epoch / per_epoch / 1e12
+        rows.append(
+            [
+                name,
+                batch_size,
+                f"{per_epoch * 1e3:.1f}",
+                f"{total:.2f}",
+                f"{rate:.1f}",
+                f"{error:.5f}",
+                "" if graphed is None else str(graphed),
+            ]
+        )
+
+    for precision in ("float32", "tf32", "bfloat16"):
+        for graphs in (True, False):
+            if device.type != "cuda" and precision != "float32":
+                continue
+            outcome = time_ours(X_train, X_test, hidden, device, epochs, 256, precision, graphs)
+            add(f"ours {precision}{'' if graphs else ', no CUDA graphs'}", outcome, 256, outcome[3])
+            gc.collect()
+    add("skorch NeuralNetRegressor", time_skorch(X_train, X_test, hidden, device, epochs, 256), 256)
+    add("torch DataLoader loop", time_dataloader(X_train, X_test, hidden, device, epochs, 256), 256)
+    for precision in ("tf32", "bfloat16") if device.type == "cuda" else ("float32",):
+        outcome = time_ours(X_train, X_test, hidden, device, epochs, 4096, precision, True)
+        add(f"ours {precision}", outcome, 4096, outcome[3])
+    report.table(["contender", "batch", "ms per epoch", "fit s", "TFLOP/s", "held-out MSE", "graph replays"], rows)
+    ours = results.get("ours float32")
+    best = min((results[k] for k in results if k.startswith("ours") and "no CUDA" not in k), default=None)
+    ratio_rows = []
+    for peer in ("skorch NeuralNetRegressor", "torch DataLoader loop"):
+        if peer in results and ours:
+            ratio_rows.append([f"{peer} / ours float32", f"{results[peer] / ours:.1f}x"])
+            ratio_rows.append([f"{peer} / ours fastest at batch 256", f"{results[peer] / best:.1f}x"])
+    for precision in ("tf32", "bfloat16"):
+        key = f"ours {precision}"
+        big = [r for r in rows if r[0] == key and r[1] == 4096]
+        if big and precision in peaks:
+            rate = float(big[0][4])
+            ratio_rows.append(
+                [f"batch 4096 {precision}: share of the {precision} GEMM peak", f"{100 * rate / peaks[precision]:.0f}%"]
+            )
+    if ratio_rows:
+        report.table(["ratio", "value"], ratio_rows)
+
+    report.line("### The greedy stage, with and without the code cache\n")
+    stage_rows = []
+    pretrain_epochs = 2
+    model = StackedAutoencoder(
+        hidden, pretrain_epochs=pretrain_epochs, finetune_epochs=0, batch_size=256, device=str(device), random_state=0
+    )
+    inspector = Inspector()
+    with listening(inspector):
+        synchronize(device)
+        started = time.perf_counter()
+        model.fit(X_train)
+        synchronize(device)
+        cached = time.perf_counter() - started
+    synchronize(device)
+    started = time.perf_counter()
+    naive_greedy(X_train, hidden, pretrain_epochs, 0, device=device)
+    synchronize(device)
+    naive = time.perf_counter() - started
+    error = held_out_mse(lambda Z: model.inverse_transform(model.transform(Z)), X_test)
+    stage_rows.append(["cached (ours)", f"{cached:.2f}", f"{error:.5f}", ", ".join(sorted(inspector.cache_devices))])
+    stage_rows.append(["naive (frozen layers per batch)", f"{naive:.2f}", "", ""])
+    stage_rows.append(["naive / cached", f"{naive / cached:.2f}x", "", ""])
+    report.table(["greedy stage, 2 epochs per phase", "s", "held-out MSE after the stage", "caches on"], stage_rows)
+
+
+# ------------------------------------------------------------ (d) pickle
+
+
+def pickle_model(report, device, out):
+    report.line("## (d) A model fitted here, pickled for tests/data\n")
+    X = load_digits().data / 16.0
+    model = StackedAutoencoder(
+        (32, 8), pretrain_epochs=5, finetune_epochs=20, batch_size=64, device=str(device), random_state=0
+    ).fit(X)
+    codes = model.transform(X)
+    (out / "gpu_digits_64_32_8.pkl").write_bytes(pickle.dumps(model))
+    np.save(out / "gpu_digits_64_32_8_codes.npy", codes)
+    report.line(
+        f"fitted on {model.device_} with torch {torch.__version__} and scikit-learn {sklearn.__version__}; "
+        f"codes {codes.shape}, score {model.score(X):.5f}; written to gpu_digits_64_32_8.pkl and "
+        "gpu_digits_64_32_8_codes.npy\n"
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
+    parser.add_argument("--data-dir", help="folder with the MNIST IDX gzip files (else synthetic rows)")
+    parser.add_argument("--out", default=os.environ.get("OUT", "gpu_check_out"), help="folder for the results")
+    parser.add_argument("--quick", action="store_true", help="small data and few epochs: the CPU dress rehearsal")
+    parser.add_argument("--test-budget", type=int, default=180, help="seconds the tests may take (default 180)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["tests", "agreement", "speed", "pickle"])
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(out)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
+    report.line(f"# gpu_check on {name}\n")
+    report.line(
+        f"torch {torch.__version__} (CUDA {torch.version.cuda}), scikit-learn {sklearn.__version__}, numpy "
+        f"{np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPU cores\n"
+    )
+    if args.data_dir and not args.quick:
+        X = load_mnist_like(args.data_dir)[0]
+    else:
+        X = synthetic_manifold(3000 if args.quick else 60000)
+    hidden = (64, 32, 16, 8) if args.quick else MNIST_HIDDEN
+    epochs = 2 if args.quick else 5
+
+    sections = {
+        "tests": lambda: run_tests(report, device, out, args.test_budget, args.quick),
+        "agreement": lambda: agreement(report, device),
+        "speed": lambda: speed(report, device, X, hidden, epochs, args.quick),
+        "pickle": lambda: pickle_model(report, device, out),
+    }
+    failed = []
+    for section in ("pickle", "agreement", "speed", "tests"):
+        if section in args.skip:
+            continue
+        started = time.perf_counter()
+        try:
+            sections[section]()
+        except Exception:
+            failed.append(section)
+            report.line(f"**{section} failed:**\n\n```\n{traceback.format_exc()}```\n")
+        report.line(f"({section}: {time.perf_counter() - started:.0f} s)\n")
+        report.save()
+    report.save()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
