@@ -69,8 +69,9 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     there is one; outputs keep the input's float dtype (float16 input gives
     float32). float64 input is encoded in float64, so that a row's code
     depends on the rest of its batch by float64 rounding only; that is
-    slower than float32 (see the User Guide for the figure): pass float32
-    when its precision is enough.
+    slower than float32 (3x for 200,000 x 64 rows into a 256-16 encoder on
+    two CPU cores, see the User Guide): pass float32 when its precision is
+    enough.
 
     Parameters
     ----------
