@@ -553,6 +553,8 @@ class _PhaseTrainer:
         finally:
             if self.early_stopping is not None:
                 self.early_stopping.restore_best_weights()
+            if self.captured_step is not None:
+                self.result.graphed_steps = self.captured_step.replays
             self.listener.phase_ended(self.phase, self.result)
         return self.result
 
@@ -607,7 +609,6 @@ class _PhaseTrainer:
         if self.captured_step is not None and clean.shape[0] == self.batch_size:
             loss = self.captured_step(clean, target)
             if loss is not None:
-                self.result.graphed_steps += 1
                 return loss
         return self.eager_step(clean, target)
 
@@ -643,6 +644,8 @@ def _worth_a_cuda_graph(trainer):
         return False  # the gradient all-reduce stays outside graphs
     if trainer.objective.draws_random_numbers and not hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
         return False  # this torch cannot replay draws from our own generator
+    if not all(group.get("capturable", True) for group in trainer.optimizer.param_groups):
+        return False  # an optimiser restored from elsewhere keeps its step count on the host
     full_steps_per_epoch = trainer.n_train // trainer.batch_size
     return full_steps_per_epoch * trainer.phase.epochs >= _GRAPH_MIN_STEPS + _GRAPH_WARMUP_STEPS
 
@@ -667,6 +670,7 @@ class _CapturedStep:
         self.warmup_left = _GRAPH_WARMUP_STEPS
         self.graph = None
         self.failed = False
+        self.replays = 0
         self.static_clean = self.static_target = self.static_loss = None
         self.gradients = None
 
@@ -679,6 +683,7 @@ class _CapturedStep:
             if target is not None:
                 self.static_target.copy_(target)
             self.graph.replay()
+            self.replays += 1
             return self.static_loss
         if self.warmup_left > 0:
             self.warmup_left -= 1
@@ -697,6 +702,7 @@ class _CapturedStep:
             )
             return None
         self.graph.replay()
+        self.replays += 1
         return self.static_loss
 
     def _warm_up(self, clean, target):
