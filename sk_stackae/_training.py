@@ -18,7 +18,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from ._data import inference_batch_size
+from ._data import TensorRows, inference_batch_size
 from ._device import tree_to_numpy, tree_to_torch
 from ._distributed import SingleProcess
 from ._listeners import TrainingListener
@@ -531,7 +531,7 @@ class _PhaseTrainer:
         self.n_steps = self.replicas.max(math.ceil(self.n_train / self.batch_size))
         self.optimizer = optimizer or make_optimizer(options, phase.parameters, self.batch_size)
         self.objective = _Objective(phase, options, _device_generator(generator, self.rows.device))
-        self.captured_step = _CapturedStep(self) if _worth_a_cuda_graph(self) else None
+        self.graphs = _CudaGraphSteps(self) if _worth_a_cuda_graph(self) else None
         self.result = PhaseResult(name=phase.name)
         self.early_stopping = None
         if options.early_stopping:
@@ -553,8 +553,8 @@ class _PhaseTrainer:
         finally:
             if self.early_stopping is not None:
                 self.early_stopping.restore_best_weights()
-            if self.captured_step is not None:
-                self.result.graphed_steps = self.captured_step.replays
+            if self.graphs is not None:
+                self.result.graphed_steps = self.graphs.replayed_steps
             self.listener.phase_ended(self.phase, self.result)
         return self.result
 
@@ -581,12 +581,20 @@ class _PhaseTrainer:
         # inside the epoch.
         loss_sum = torch.zeros((), device=self.rows.device)
         n_seen = 0
-        for step in range(self.n_steps):
+        step = 0
+        while step < self.n_steps:
             # A replica with a smaller shard wraps around to keep in step.
             start = (step * self.batch_size) % self.n_train
+            if self.graphs is not None:
+                steps, rows = self.graphs.train(order, start, self.n_steps - step, loss_sum)
+                if steps:
+                    step += steps
+                    n_seen += rows
+                    continue
             clean, target = self.phase.batch(order[start : start + self.batch_size])
             loss_sum.add_(self.train_step(clean, target), alpha=clean.shape[0])
             n_seen += clean.shape[0]
+            step += 1
         total, count = self.replicas.sum(
             torch.stack([loss_sum.double(), loss_sum.new_tensor(n_seen).double()])
         ).tolist()
@@ -600,20 +608,11 @@ class _PhaseTrainer:
         return loss
 
     def train_step(self, clean, target):
-        """One optimiser step on a batch; its loss, detached.
+        """One optimiser step on a batch, op by op; its loss, detached.
 
-        Full batches on a GPU replay the captured step (see
-        :class:`_CapturedStep`) once it is there; every other batch runs
-        eagerly.
+        On a GPU, most steps replay CUDA graphs instead (see
+        :class:`_CudaGraphSteps`); this is every other step.
         """
-        if self.captured_step is not None and clean.shape[0] == self.batch_size:
-            loss = self.captured_step(clean, target)
-            if loss is not None:
-                return loss
-        return self.eager_step(clean, target)
-
-    def eager_step(self, clean, target):
-        """One optimiser step on a batch, op by op; its loss, detached."""
         total, loss = self.objective(clean, target)
         self.optimizer.zero_grad()
         total.backward()
@@ -629,107 +628,147 @@ class _PhaseTrainer:
 
 # ------------------------------------------------------------ CUDA graphs
 
-# Eager full-batch steps before the capture: they warm up what capture needs
+# Eager steps before the first capture: they warm up what capture needs
 # (cuBLAS workspaces, the optimiser's state) and train as usual.
 _GRAPH_WARMUP_STEPS = 3
-# A phase with fewer full-batch steps than this does not pay for a capture.
+# Consecutive full batches that one graph trains: its replay costs one
+# launch from Python for all of their kernels.
+_GRAPH_CHUNK_STEPS = 16
+# A phase with fewer full-batch steps than this does not pay for captures.
 _GRAPH_MIN_STEPS = 32
 
 
 def _worth_a_cuda_graph(trainer):
-    """Whether the trainer's full batches should train as a CUDA graph."""
+    """Whether the trainer's batches should train as CUDA graph replays."""
     if not (trainer.options.cuda_graphs and trainer.rows.device.type == "cuda"):
         return False
     if trainer.replicas.world_size > 1:
         return False  # the gradient all-reduce stays outside graphs
+    phase = trainer.phase
+    if not all(isinstance(rows, TensorRows) for rows in (phase.rows, phase.targets) if rows is not None):
+        return False  # rows streamed from the host are copied by the CPU, batch by batch
     if trainer.objective.draws_random_numbers and not hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
         return False  # this torch cannot replay draws from our own generator
     if not all(group.get("capturable", True) for group in trainer.optimizer.param_groups):
         return False  # an optimiser restored from elsewhere keeps its step count on the host
     full_steps_per_epoch = trainer.n_train // trainer.batch_size
-    return full_steps_per_epoch * trainer.phase.epochs >= _GRAPH_MIN_STEPS + _GRAPH_WARMUP_STEPS
+    return full_steps_per_epoch * phase.epochs >= _GRAPH_MIN_STEPS + _GRAPH_WARMUP_STEPS
 
 
-class _CapturedStep:
-    """The training step of a full batch, captured once as a CUDA graph and replayed.
+class _CapturedSteps:
+    """``n_steps`` consecutive training steps of ``n_rows`` rows each, captured as one CUDA graph.
 
-    A step of a small network launches some fifty kernels (forward,
-    backward, the optimiser), and on a GPU launching them one by one from
-    Python costs more than running them. A CUDA graph launches them all at
-    once. The graph reads its batch from static buffers and writes its loss
-    to a static tensor; the gradients it computes live in tensors held here,
-    so that no other allocation can take their memory. The first few full
-    batches train eagerly on a side stream (the warm-up that capture needs),
-    the next is captured, and every later full batch replays the graph. The
-    last, smaller batch of an epoch runs eagerly, on the same parameters and
-    optimiser state.
+    Its input is a static buffer of row indices, one row of it per step;
+    each step takes its batch from the device-resident rows by those
+    indices, runs the objective, backward and the optimiser step, and adds
+    its loss times its rows to a static sum.
+    """
+
+    def __init__(self, trainer, n_steps, n_rows, gradients, device):
+        self.indices = torch.zeros((n_steps, n_rows), dtype=torch.int64, device=device)
+        self.loss_sum = torch.zeros((), device=device)
+        self.graph = torch.cuda.CUDAGraph()
+        objective = trainer.objective
+        if objective.draws_random_numbers:
+            self.graph.register_generator_state(objective.generator)
+        torch.cuda.synchronize(device)
+        with objective.capturing(), torch.cuda.graph(self.graph):
+            self.loss_sum.zero_()
+            for step in range(n_steps):
+                clean, target = trainer.phase.batch(self.indices[step])
+                total, loss = objective(clean, target)
+                torch._foreach_zero_(gradients)
+                total.backward()
+                trainer.optimizer.step()
+                self.loss_sum.add_(loss.detach(), alpha=n_rows)
+
+    def replay(self, indices):
+        """Train on the batches of ``indices`` (``n_steps * n_rows`` of them, in order); the loss sum."""
+        self.indices.copy_(indices.view_as(self.indices))
+        self.graph.replay()
+        return self.loss_sum
+
+
+class _CudaGraphSteps:
+    """The steps of a phase on a GPU, as replays of CUDA graphs.
+
+    A step of a small network launches some fifty to seventy kernels
+    (forward, backward, the optimiser); launched one by one from Python
+    they cost more than they compute. A CUDA graph launches a whole
+    recorded sequence at once. Here the first few steps train eagerly on a
+    side stream (the warm-up that capture needs); then graphs are captured
+    as the epoch needs them and replayed: one for a chunk of
+    ``_GRAPH_CHUNK_STEPS`` full batches, one for a single full batch, and
+    one for the last, smaller batch of an epoch. They all train the same
+    parameters with the same optimiser state, and their gradients live in
+    tensors held here, so that no other allocation can take their memory.
     """
 
     def __init__(self, trainer):
         self.trainer = trainer
         self.warmup_left = _GRAPH_WARMUP_STEPS
-        self.graph = None
-        self.failed = False
-        self.replays = 0
-        self.static_clean = self.static_target = self.static_loss = None
+        self.graphs = {}
         self.gradients = None
+        self.failed = False
+        self.replayed_steps = 0
 
-    def __call__(self, clean, target):
-        """The batch's loss after one step, or None when the step must run eagerly."""
+    def train(self, order, start, steps_left, loss_sum):
+        """Train the batches of ``order`` from ``start`` on; ``(steps, rows)`` trained, ``(0, 0)`` to go eager."""
         if self.failed:
-            return None
-        if self.graph is not None:
-            self.static_clean.copy_(clean)
-            if target is not None:
-                self.static_target.copy_(target)
-            self.graph.replay()
-            self.replays += 1
-            return self.static_loss
+            return 0, 0
+        trainer = self.trainer
+        batch_size = trainer.batch_size
+        rows_left = trainer.n_train - start
         if self.warmup_left > 0:
             self.warmup_left -= 1
-            return self._warm_up(clean, target)
+            clean, target = trainer.phase.batch(order[start : start + batch_size])
+            loss_sum.add_(self._warm_up(clean, target), alpha=clean.shape[0])
+            return 1, clean.shape[0]
+        full_batches = min(rows_left // batch_size, steps_left)
+        if full_batches >= _GRAPH_CHUNK_STEPS:
+            shape = (_GRAPH_CHUNK_STEPS, batch_size)
+        elif full_batches >= 1:
+            shape = (1, batch_size)
+        else:
+            shape = (1, rows_left)
+        graph = self.graphs.get(shape)
+        if graph is None:
+            graph = self._capture(shape)
+            if graph is None:
+                return 0, 0
+        n_steps, n_rows = shape
+        loss_sum.add_(graph.replay(order[start : start + n_steps * n_rows]))
+        self.replayed_steps += n_steps
+        return n_steps, n_steps * n_rows
+
+    def _warm_up(self, clean, target):
+        device = clean.device
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            loss = self.trainer.train_step(clean, target)
+        torch.cuda.current_stream(device).wait_stream(side)
+        return loss
+
+    def _capture(self, shape):
+        trainer = self.trainer
+        device = trainer.rows.device
+        if self.gradients is None:
+            for parameter in trainer.phase.parameters:
+                if parameter.grad is None:
+                    parameter.grad = torch.zeros_like(parameter)
+            self.gradients = [parameter.grad for parameter in trainer.phase.parameters]
         try:
-            self._capture(clean, target)
+            graph = _CapturedSteps(trainer, *shape, self.gradients, device)
         except RuntimeError as error:
             self.failed = True
-            self.graph = None
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
             warn_at_caller(
-                f"Capturing the training step as a CUDA graph failed ({str(error).splitlines()[0]}); training "
+                f"Capturing training steps as a CUDA graph failed ({str(error).splitlines()[0]}); training "
                 "goes on without CUDA graphs, which is slower for small networks. Set the environment variable "
                 "SK_STACKAE_CUDA_GRAPHS=0 to skip the attempt.",
                 RuntimeWarning,
             )
             return None
-        self.graph.replay()
-        self.replays += 1
-        return self.static_loss
-
-    def _warm_up(self, clean, target):
-        side = torch.cuda.Stream(clean.device)
-        side.wait_stream(torch.cuda.current_stream(clean.device))
-        with torch.cuda.stream(side):
-            loss = self.trainer.eager_step(clean, target)
-        torch.cuda.current_stream(clean.device).wait_stream(side)
-        return loss
-
-    def _capture(self, clean, target):
-        trainer = self.trainer
-        parameters = trainer.phase.parameters
-        self.static_clean = clean.clone()
-        self.static_target = None if target is None else target.clone()
-        for parameter in parameters:
-            if parameter.grad is None:
-                parameter.grad = torch.zeros_like(parameter)
-        self.gradients = [parameter.grad for parameter in parameters]
-        graph = torch.cuda.CUDAGraph()
-        if trainer.objective.draws_random_numbers:
-            graph.register_generator_state(trainer.objective.generator)
-        torch.cuda.synchronize(clean.device)
-        with trainer.objective.capturing(), torch.cuda.graph(graph):
-            total, loss = trainer.objective(self.static_clean, self.static_target)
-            torch._foreach_zero_(self.gradients)
-            total.backward()
-            trainer.optimizer.step()
-            self.static_loss = loss.detach()
-        self.graph = graph
+        self.graphs[shape] = graph
+        return graph

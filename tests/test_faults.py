@@ -28,6 +28,8 @@ def X(digits):
 
 def interrupt_at_step(monkeypatch, step):
     """Raise KeyboardInterrupt from inside training, at the given optimiser step."""
+    # Every step through train_step, none as a CUDA graph replay.
+    monkeypatch.setenv("SK_STACKAE_CUDA_GRAPHS", "0")
     original = _PhaseTrainer.train_step
     calls = []
 

@@ -268,7 +268,7 @@ def test_early_stopping_keeps_the_weights_of_the_best_validation_score(digits):
     (phase,) = log.phases
     train, validation = phase.train_indices, phase.validation_indices
     assert len(validation) == np.ceil(0.1 * len(X)) and len(train) + len(validation) == len(X)
-    assert model.score(X[validation.numpy()]) == pytest.approx(model.best_validation_score_, rel=1e-4)
+    assert model.score(X[validation.cpu().numpy()]) == pytest.approx(model.best_validation_score_, rel=1e-4)
     assert model.best_validation_score_ >= model.validation_scores_[-1]
 
 

@@ -140,6 +140,8 @@ def test_a_listener_hears_the_start_every_epoch_and_the_end(data):
 
 
 def _interrupt_at_step(monkeypatch, step):
+    # Every step through train_step, none as a CUDA graph replay.
+    monkeypatch.setenv("SK_STACKAE_CUDA_GRAPHS", "0")
     original = _PhaseTrainer.train_step
     calls = []
 
@@ -219,6 +221,24 @@ def test_non_finite_loss_raises_naming_phase_and_epoch(data):
     phase.name = "pretrain layer 2/3"
     with pytest.raises(DivergenceError, match=r"became (nan|inf) in pretrain layer 2/3 at epoch \d/5"):
         train_phase(phase, options, torch.Generator().manual_seed(0))
+
+
+def test_cuda_graphs_train_the_full_batches_on_a_gpu_and_learn_what_eager_steps_learn(monkeypatch, data):
+    # 100 rows in batches of 6: sixteen full batches and a tail of four per
+    # epoch, ten epochs. On a GPU every step after the three of the warm-up
+    # replays a graph (a chunk of sixteen, single full batches, the tail);
+    # on the CPU none does.
+    options = TrainingOptions(optimizer="adam", learning_rate=1e-2, batch_size=6)
+    results = {}
+    for graphs in ("1", "0"):
+        monkeypatch.setenv("SK_STACKAE_CUDA_GRAPHS", graphs)
+        phase = finetune_phase(make_network(), data, epochs=10)
+        results[graphs] = train_phase(phase, options, torch.Generator().manual_seed(0))
+    graphed, eager = results["1"], results["0"]
+    expected = 10 * 17 - 3 if DEVICE.type == "cuda" else 0
+    assert graphed.graphed_steps == expected and eager.graphed_steps == 0
+    # The same steps in the same order: the same losses, to float32 rounding.
+    assert graphed.loss_curve == pytest.approx(eager.loss_curve, rel=1e-4)
 
 
 def test_same_generator_seed_gives_identical_training(data):
@@ -336,7 +356,7 @@ def test_gaussian_noise_has_the_requested_standard_deviation(data):
 def test_dropout_is_drawn_during_training_only(data):
     network = make_network()
     x = data[:20]
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator(device=DEVICE).manual_seed(0)
     a, _ = network.reconstruct(x, dropout=0.5, generator=generator)
     b, _ = network.reconstruct(x, dropout=0.5, generator=generator)
     assert not torch.equal(a, b)
@@ -383,7 +403,7 @@ def test_sparsity_moves_the_mean_code_toward_the_target(data):
 
 
 def _split(n, n_validation):
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(DEVICE)
     return order[n_validation:], order[:n_validation]
 
 
