@@ -7,6 +7,7 @@ handling. It knows nothing about scikit-learn; :mod:`sk_stackae._engine`
 decides which phases a fit runs.
 """
 
+import gc
 import math
 import os
 import time
@@ -555,6 +556,7 @@ class _PhaseTrainer:
                 self.early_stopping.restore_best_weights()
             if self.graphs is not None:
                 self.result.graphed_steps = self.graphs.replayed_steps
+                self.graphs.release()
             self.listener.phase_ended(self.phase, self.result)
         return self.result
 
@@ -741,6 +743,18 @@ class _CudaGraphSteps:
         self.replayed_steps += n_steps
         return n_steps, n_steps * n_rows
 
+    def release(self):
+        """Free the graphs and their memory now, while no capture is under way.
+
+        A graph freed later, by the garbage collector during the capture of
+        another phase's graph, would break that capture.
+        """
+        for captured in self.graphs.values():
+            captured.graph.reset()
+        self.graphs.clear()
+        self.gradients = None
+        self.trainer = None
+
     def _warm_up(self, clean, target):
         device = clean.device
         side = torch.cuda.Stream(device)
@@ -758,6 +772,11 @@ class _CudaGraphSteps:
                 if parameter.grad is None:
                     parameter.grad = torch.zeros_like(parameter)
             self.gradients = [parameter.grad for parameter in trainer.phase.parameters]
+        # No garbage collection inside a capture: freeing CUDA memory or
+        # graphs there is an error that invalidates the capture.
+        collecting = gc.isenabled()
+        gc.collect()
+        gc.disable()
         try:
             graph = _CapturedSteps(trainer, *shape, self.gradients, device)
         except RuntimeError as error:
@@ -770,5 +789,8 @@ class _CudaGraphSteps:
                 RuntimeWarning,
             )
             return None
+        finally:
+            if collecting:
+                gc.enable()
         self.graphs[shape] = graph
         return graph

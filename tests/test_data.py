@@ -179,8 +179,15 @@ def test_a_float64_memmap_is_read_a_batch_at_a_time_and_never_copied_whole(monke
     # Training batches, and inference batches for the mean and the first code cache.
     assert converted and max(converted) <= 500
     assert converted.count(64) >= 2 * (3000 // 64)
-    # The same rows in memory train the same network, bit for bit.
+    # The same rows in memory train the same network: bit for bit on the
+    # CPU; on a GPU, rows in its memory train as CUDA graph replays, whose
+    # matrix products may round differently from the eager ones.
     in_memory = StackedAutoencoder((8, 4), pretrain_epochs=1, finetune_epochs=1, batch_size=64, random_state=0)
     in_memory.fit(np.array(float64_memmap))
-    assert model.loss_curve_ == in_memory.loss_curve_
-    np.testing.assert_array_equal(model.transform(float64_memmap), in_memory.transform(float64_memmap))
+    codes, codes_in_memory = model.transform(float64_memmap), in_memory.transform(float64_memmap)
+    if model.device_.type == "cpu":
+        assert model.loss_curve_ == in_memory.loss_curve_
+        np.testing.assert_array_equal(codes, codes_in_memory)
+    else:
+        assert model.loss_curve_ == pytest.approx(in_memory.loss_curve_, rel=1e-5)
+        np.testing.assert_allclose(codes, codes_in_memory, rtol=1e-4, atol=1e-5)

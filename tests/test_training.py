@@ -228,10 +228,11 @@ def test_cuda_graphs_train_the_full_batches_on_a_gpu_and_learn_what_eager_steps_
     # epoch, ten epochs. On a GPU every step after the three of the warm-up
     # replays a graph (a chunk of sixteen, single full batches, the tail);
     # on the CPU none does.
-    options = TrainingOptions(optimizer="adam", learning_rate=1e-2, batch_size=6)
     results = {}
     for graphs in ("1", "0"):
         monkeypatch.setenv("SK_STACKAE_CUDA_GRAPHS", graphs)
+        # The environment is read when the options are made, at each fit.
+        options = TrainingOptions(optimizer="adam", learning_rate=1e-2, batch_size=6)
         phase = finetune_phase(make_network(), data, epochs=10)
         results[graphs] = train_phase(phase, options, torch.Generator().manual_seed(0))
     graphed, eager = results["1"], results["0"]
