@@ -774,8 +774,8 @@ class _CudaGraphSteps:
             self.gradients = [parameter.grad for parameter in trainer.phase.parameters]
         # No garbage collection inside a capture: freeing CUDA memory or
         # graphs there is an error that invalidates the capture.
+        # (torch.cuda.graph collects once as it starts.)
         collecting = gc.isenabled()
-        gc.collect()
         gc.disable()
         try:
             graph = _CapturedSteps(trainer, *shape, self.gradients, device)
