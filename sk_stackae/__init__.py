@@ -2,6 +2,8 @@
 
 __version__ = "0.1.0.dev0"
 
-from ._estimator import StackedAutoencoder  # after __version__, which its pickles record
+# After __version__, which their pickles record.
+from ._estimator import StackedAutoencoder
+from ._supervised import StackedAutoencoderClassifier, StackedAutoencoderRegressor
 
-__all__ = ["StackedAutoencoder"]
+__all__ = ["StackedAutoencoder", "StackedAutoencoderClassifier", "StackedAutoencoderRegressor"]

@@ -66,7 +66,9 @@ class TensorRows(Rows):
 
     def __init__(self, tensor):
         self.tensor = tensor
-        self.n_rows, self.n_columns = tensor.shape
+        # One-dimensional tensors hold a value per row (class indices).
+        self.n_rows = tensor.shape[0]
+        self.n_columns = tensor.shape[1] if tensor.ndim > 1 else 1
         self.device = self.index_device = tensor.device
 
     def take(self, indices):

@@ -25,15 +25,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
+import numpy as np
 import torch
 
-from ._data import cache_codes, column_means, inference_batch_size, training_rows
+from ._data import TensorRows, cache_codes, column_means, inference_batch_size, training_rows
 from ._distributed import SingleProcess
 from ._listeners import Listeners
 from ._network import build_network
-from ._training import Phase, ReconstructionLoss, continue_optimizer, train_phase
+from ._training import (
+    AccuracyScore,
+    Phase,
+    R2Score,
+    ReconstructionLoss,
+    SupervisedLoss,
+    continue_optimizer,
+    train_phase,
+)
 
 FINETUNE_NAME = "finetune"
+HEAD_WARMUP_NAME = "head warm-up"
+SUPERVISED_NAME = "supervised finetune"
 
 
 def pretrain_phase_name(layer, n_layers):
@@ -120,6 +131,73 @@ class Finetune:
 
 
 @dataclass(frozen=True)
+class SupervisedFinetune:
+    """Training the encoder and the prediction head end to end on the labeled rows.
+
+    Parameters
+    ----------
+    epochs : int
+        Epochs (the most, with early stopping).
+    task : {"classification", "regression"}
+        Cross-entropy over classes, or squared error.
+    head_only : bool, default=False
+        Train the head alone, the encoder frozen (a warm-up that lets the
+        head fit the pretrained codes before they move).
+    reconstruction_weight : float, default=0.0
+        With a positive weight, every row (labeled or not) also contributes
+        its reconstruction error, times this weight; the decoder then trains
+        too, and each epoch sees the unlabeled rows once and the labeled rows
+        as often as it takes them to make up half of it.
+    loss, output_activation : str, default="mse", "identity"
+        The reconstruction error and the reconstruction's activation, for
+        ``reconstruction_weight``.
+    """
+
+    epochs: int
+    task: str
+    head_only: bool = False
+    reconstruction_weight: float = 0.0
+    loss: str = "mse"
+    output_activation: str = "identity"
+
+    @property
+    def name(self):
+        return HEAD_WARMUP_NAME if self.head_only else SUPERVISED_NAME
+
+    def run(self, fit):
+        network = fit.network
+        reconstruction = self.reconstruction_weight > 0 and not self.head_only
+        if self.head_only:
+            parameters = list(network.head.parameters())
+        elif reconstruction:
+            parameters = list(network.parameters())
+        else:
+            parameters = [*network.encoder.parameters(), *network.head.parameters()]
+        train, validation = fit.labeled_split()
+        if reconstruction:
+            train = fit.with_unlabeled_rows(train)
+        phase = Phase(
+            name=self.name,
+            parameters=parameters,
+            forward=network.predict_and_reconstruct if reconstruction else network.predict_scores,
+            loss=SupervisedLoss(
+                self.task,
+                ReconstructionLoss(self.loss, self.output_activation) if reconstruction else None,
+                self.reconstruction_weight if reconstruction else 0.0,
+            ),
+            code_activations=list(network.encoder_activation_names),
+            rows=fit.rows,
+            targets=fit.targets,
+            epochs=self.epochs,
+            train_indices=train,
+            validation_indices=validation,
+            metric=AccuracyScore() if self.task == "classification" else R2Score(),
+        )
+        fit.start_head()
+        fit.train(self, phase)
+
+
+@dataclass(frozen=True)
 class FitPlan:
     """What one call of :func:`fit_network` trains.
 
@@ -142,6 +220,37 @@ class FitPlan:
     stages: tuple
     validation_fraction: float | None = None
     incremental: bool = False
+
+
+@dataclass
+class Targets:
+    """What supervised stages learn to predict, one row per training row.
+
+    Attributes
+    ----------
+    values : ndarray
+        Class indices (int64, ``-1`` for an unlabeled row), or regression
+        values of shape (n_samples, n_outputs) (float32, NaN for an
+        unlabeled row).
+    task : {"classification", "regression"}
+    """
+
+    values: np.ndarray
+    task: str
+
+    @property
+    def labeled(self):
+        """Which rows have a target."""
+        if self.task == "classification":
+            return self.values >= 0
+        return ~np.isnan(self.values[:, 0])
+
+    @property
+    def groups(self):
+        """The group of every row that an early-stopping split stratifies on: its class, or labeled or not."""
+        if self.task == "classification":
+            return self.values
+        return np.where(self.labeled, 0, -1)
 
 
 @dataclass
@@ -209,7 +318,7 @@ def out_of_memory_explained(device, doing, size, advice):
 # ------------------------------------------------------------------- fit
 
 
-def fit_network(X, plan, options, device, generator, *, previous=None, listeners=()):
+def fit_network(X, plan, options, device, generator, *, previous=None, listeners=(), targets=None):
     """Train a network as ``plan`` says, on the rows of ``X``.
 
     Parameters
@@ -230,13 +339,16 @@ def fit_network(X, plan, options, device, generator, *, previous=None, listeners
         it is copied, never changed. None builds a fresh network.
     listeners : sequence of TrainingListener
         Told about phases, epochs and caches.
+    targets : Targets, optional
+        What supervised stages predict; every row, labeled or not, takes
+        part in the unsupervised stages.
 
     Returns
     -------
     FitResult
     """
     fit = _Fit(plan, options, device, generator, Listeners(listeners))
-    fit.start(X, previous)
+    fit.start(X, previous, targets)
     for stage in plan.stages:
         stage.run(fit)
         if fit.result.interrupted_in is not None:
@@ -256,13 +368,16 @@ class _Fit:
         self.replicas = options.replicas or SingleProcess()
         self.network = None
         self.rows = None
+        self.targets = None
+        self.target_values = None
         self.split = None
         self.optimizer = None
         self.result = None
+        self.head_started = False
 
     # -------------------------------------------------------- setting up
 
-    def start(self, X, previous):
+    def start(self, X, previous, targets=None):
         if previous is None:
             network = build_network(self.plan.architecture)
             # Initialised on the CPU from our own generator, then moved: the
@@ -276,8 +391,16 @@ class _Fit:
         self.optimizer = optimizer
         self.result = FitResult(network=network)
         self.rows = training_rows(X, self.device)
+        if targets is not None:
+            self.target_values = targets
+            self.targets = TensorRows(torch.from_numpy(targets.values).to(self.device))
+            # A continued network keeps its head as it is.
+            self.head_started = previous is not None
         if self.options.early_stopping:
-            self.split = self._validation_split(self.rows.n_rows)
+            if targets is None:
+                self.split = self._validation_split(self.rows.n_rows)
+            else:
+                self.split = self._stratified_split(targets.groups)
         if previous is None and not any(isinstance(stage, GreedyPretraining) for stage in self.plan.stages):
             # No pretraining phase will start the reconstruction at the mean.
             self.start_reconstruction_at_mean(0, self.rows)
@@ -295,6 +418,67 @@ class _Fit:
         n_validation = math.ceil(self.plan.validation_fraction * n_rows)
         order = torch.randperm(n_rows, generator=self.generator)
         return order[n_validation:], order[:n_validation]
+
+    def _stratified_split(self, groups):
+        """Like :meth:`_validation_split`, drawn group by group: each class (or the unlabeled rows) alike.
+
+        Every group holds out about ``validation_fraction`` of its rows, at
+        least one row of every group with two or more, so that a supervised
+        stage validates on labeled rows of every class.
+        """
+        train, validation = [], []
+        for group in np.unique(groups):
+            members = torch.from_numpy(np.flatnonzero(groups == group))
+            order = members[torch.randperm(len(members), generator=self.generator)]
+            n_validation = min(len(members) - 1, math.ceil(self.plan.validation_fraction * len(members)))
+            validation.append(order[:n_validation])
+            train.append(order[n_validation:])
+        return torch.cat(train), torch.cat(validation)
+
+    def labeled_split(self):
+        """The labeled training rows and the labeled validation rows (None without early stopping)."""
+        labeled = torch.from_numpy(self.target_values.labeled)
+        if self.split is None:
+            train, validation = torch.nonzero(labeled).flatten(), None
+        else:
+            train, validation = (part[labeled[part]] for part in self.split)
+        train = train.to(self.rows.index_device)
+        return train, None if validation is None else validation.to(self.rows.index_device)
+
+    def with_unlabeled_rows(self, labeled_train):
+        """The training rows of a semi-supervised epoch: every unlabeled row once, the labeled ones repeated.
+
+        The labeled rows are repeated until they make up about half of the
+        epoch, so that every batch holds some.
+        """
+        unlabeled = ~torch.from_numpy(self.target_values.labeled)
+        rows = torch.nonzero(unlabeled).flatten() if self.split is None else self.split[0][unlabeled[self.split[0]]]
+        rows = rows.to(self.rows.index_device)
+        repeats = max(1, round(len(rows) / max(1, len(labeled_train))))
+        return torch.cat([labeled_train.repeat(repeats), rows])
+
+    def start_head(self):
+        """Start a fresh head at zero weights, with the bias that predicts the training targets' mean.
+
+        For classes, the mean is taken of the log class frequencies, so the
+        head starts by predicting the class prior; for regression values, the
+        mean of each output. It learns from there, as each reconstruction
+        layer starts at the mean of what it reconstructs.
+        """
+        if self.head_started:
+            return
+        self.head_started = True
+        train, _ = self.labeled_split()
+        values = self.target_values.values[train.cpu().numpy()]
+        if self.target_values.task == "classification":
+            n_classes = self.network.head.bias.shape[0]
+            counts = np.bincount(values, minlength=n_classes).astype(np.float64)
+            mean = np.log(np.maximum(counts, 0.5) / counts.sum())
+        else:
+            mean = values.mean(axis=0)
+        self.network.start_head_at(torch.as_tensor(mean, dtype=torch.float32))
+        # Replicas see different labeled rows: they all start from rank 0's head.
+        self.replicas.broadcast_parameters(self.network.head.parameters())
 
     def split_on(self, rows):
         """The Phase fields for the early-stopping split, with indices where ``rows`` wants them."""

@@ -167,6 +167,10 @@ class StackedAutoencoderNetwork(nn.Module):
     tied_weights : bool, default=False
         Whether decoder layer ``k`` uses the transpose of encoder layer
         ``k``'s weight instead of a weight of its own.
+    n_outputs : int or None, default=None
+        Width of a prediction head on the codes (a dense layer without
+        activation: class scores or regression values); None for an
+        autoencoder alone.
 
     Attributes
     ----------
@@ -205,6 +209,7 @@ class StackedAutoencoderNetwork(nn.Module):
         code_activation,
         output_activation,
         tied_weights=False,
+        n_outputs=None,
     ):
         super().__init__()
         self.config = {
@@ -215,6 +220,8 @@ class StackedAutoencoderNetwork(nn.Module):
             "output_activation": output_activation,
             "tied_weights": bool(tied_weights),
         }
+        if n_outputs is not None:
+            self.config["n_outputs"] = int(n_outputs)
         widths = (self.config["n_features"], *self.config["hidden_layer_sizes"])
         self.widths = widths
         self.n_layers = len(widths) - 1
@@ -230,6 +237,10 @@ class StackedAutoencoderNetwork(nn.Module):
         self.decoder_activation_names = [output_activation, *self.encoder_activation_names[:-1]]
         self._encoder_activations = [ACTIVATIONS[name] for name in self.encoder_activation_names]
         self._decoder_activations = [ACTIVATIONS[name] for name in self.decoder_activation_names]
+        # Registered after the encoder and the decoder, so that an
+        # autoencoder's parameters come first, in the same order, with or
+        # without a head.
+        self.head = None if n_outputs is None else DenseLayer(widths[-1], int(n_outputs))
 
     @property
     def code_size(self):
@@ -240,6 +251,40 @@ class StackedAutoencoderNetwork(nn.Module):
         initializer = INITIALIZERS[self.activation]
         for layer in (*self.encoder, *self.decoder):
             layer.reset_parameters(initializer, generator)
+        if self.head is not None:
+            # The head is linear: Glorot, whatever the hidden units are.
+            self.head.reset_parameters(_glorot_uniform, generator)
+
+    def autoencoder_parameters(self):
+        """The encoder's and the decoder's parameters: everything but the head."""
+        return [*self.encoder.parameters(), *self.decoder.parameters()]
+
+    def predict_scores(self, inputs, *, dropout=0.0, generator=None):
+        """The head's output on the codes of ``inputs``, and every code (before dropout).
+
+        ``dropout`` acts on every hidden layer, the code layer included, as
+        in :meth:`reconstruct`.
+        """
+        codes = []
+        hidden = inputs
+        for k in range(self.n_layers):
+            code = self.encode_layer(k, hidden)
+            codes.append(code)
+            hidden = self._drop(code, dropout, generator)
+        return self.head(hidden), codes
+
+    def predict_and_reconstruct(self, inputs, *, dropout=0.0, generator=None):
+        """``((head output, reconstruction before its activation), codes)``, from one pass through the encoder."""
+        codes = []
+        hidden = inputs
+        for k in range(self.n_layers):
+            code = self.encode_layer(k, hidden)
+            codes.append(code)
+            hidden = self._drop(code, dropout, generator)
+        scores = self.head(hidden)
+        for k in range(self.n_layers - 1, 0, -1):
+            hidden = self._drop(self.decode_layer(k, hidden), dropout, generator)
+        return (scores, self.decoder[0](hidden)), codes
 
     @torch.no_grad()
     def start_reconstruction_at(self, k, target_mean):
@@ -255,6 +300,12 @@ class StackedAutoencoderNetwork(nn.Module):
             layer.weight.zero_()
         inverse = INVERSE_ACTIVATIONS[self.decoder_activation_names[k]]
         layer.bias.copy_(inverse(target_mean.to(layer.bias)))
+
+    @torch.no_grad()
+    def start_head_at(self, target_mean):
+        """Make the head output ``target_mean`` for any input: zero weights, the mean as bias."""
+        self.head.weight.zero_()
+        self.head.bias.copy_(target_mean.to(self.head.bias))
 
     def layer_parameters(self, k):
         """The parameters that pretraining phase ``k`` trains: layer pair ``k``."""

@@ -98,6 +98,94 @@ class MeanScore:
         return total / count
 
 
+class SupervisedLoss:
+    """The loss of a supervised phase: the head's error on the labeled rows of a batch.
+
+    Targets of unlabeled rows are ``-1`` (classes) or NaN (regression
+    values) and count for nothing. With ``reconstruction`` and a positive
+    ``reconstruction_weight``, the forward pass returns ``(scores,
+    reconstruction)`` and the loss adds the weighted reconstruction error of
+    every row of the batch, labeled or not: the classic semi-supervised
+    autoencoder objective.
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}
+        Softmax cross-entropy over class indices, or the squared error of
+        every output.
+    reconstruction : ReconstructionLoss or None, default=None
+        The reconstruction error to add.
+    reconstruction_weight : float, default=0.0
+        Its weight.
+    """
+
+    def __init__(self, task, reconstruction=None, reconstruction_weight=0.0):
+        self.task = task
+        self.reconstruction = reconstruction
+        self.reconstruction_weight = reconstruction_weight
+
+    def head_error(self, scores, target):
+        """Summed error over the labeled rows, and how many there are (both tensors: no host sync)."""
+        if self.task == "classification":
+            labeled = target >= 0
+            summed = F.cross_entropy(scores, target.clamp(min=0), reduction="none").mul(labeled).sum()
+            return summed, labeled.sum()
+        labeled = ~torch.isnan(target[:, 0])
+        errors = (scores - target.nan_to_num()).square().mean(dim=1)
+        return errors.mul(labeled).sum(), labeled.sum()
+
+    def __call__(self, output, clean, target):
+        scores, reconstruction = output if self.reconstruction_weight else (output, None)
+        summed, count = self.head_error(scores, target)
+        loss = summed / count.clamp(min=1)
+        if reconstruction is None:
+            return loss
+        return loss + self.reconstruction_weight * self.reconstruction(reconstruction, clean)
+
+
+class AccuracyScore:
+    """Validation score of a classification phase: the share of rows whose class is predicted right."""
+
+    def partial(self, output, clean, target):
+        scores = output[0] if isinstance(output, tuple) else output
+        correct = (scores.argmax(dim=1) == target).sum().double()
+        return torch.stack([correct, correct.new_tensor(len(target))])
+
+    def finish(self, sums):
+        correct, count = sums.tolist()
+        return correct / count
+
+
+class R2Score:
+    """Validation score of a regression phase: R², averaged over the outputs as ``r2_score`` does.
+
+    The sums it keeps per output (squared error, sum and sum of squares of
+    the targets, count) give the same R² over several batches as over one.
+    """
+
+    def partial(self, output, clean, target):
+        scores = output[0] if isinstance(output, tuple) else output
+        target = target.double()
+        return torch.cat(
+            [
+                (scores.double() - target).square().sum(dim=0),
+                target.sum(dim=0),
+                target.square().sum(dim=0),
+                target.new_tensor([len(target)]),
+            ]
+        )
+
+    def finish(self, sums):
+        n_outputs = (len(sums) - 1) // 3
+        squared_error, total, total_of_squares = sums[:-1].view(3, n_outputs)
+        count = sums[-1]
+        variance = total_of_squares - total.square() / count
+        # A constant target: R² is 1 for a perfect fit, else 0 (r2_score's force_finite).
+        constant = variance <= 1e-12 * total_of_squares.clamp(min=1e-300)
+        r2 = torch.where(constant, (squared_error <= 1e-12).double(), 1.0 - squared_error / variance.clamp(min=1e-300))
+        return float(r2.mean())
+
+
 # ------------------------------------------------------------- optimisers
 
 
@@ -432,11 +520,18 @@ class _Objective:
         with self.products():
             output, codes = self.phase.forward(inputs, dropout=self.dropout, generator=self.generator)
         # Losses and penalties are computed in float32 whatever the products ran in.
-        loss = self.phase.loss(output.float(), clean, target)
+        loss = self.phase.loss(_in_float32(output), clean, target)
         if not self.sparsity:
             return loss, loss
         penalty = sum(p(code.float(), self.sparsity_target) for p, code in zip(self.penalties, codes, strict=True))
         return loss + self.sparsity * penalty, loss
+
+
+def _in_float32(output):
+    """A forward pass's output (a tensor, or a tuple of them) in float32, whatever the products ran in."""
+    if isinstance(output, tuple):
+        return tuple(part.float() for part in output)
+    return output.float()
 
 
 @torch.no_grad()
@@ -447,7 +542,7 @@ def validation_score(phase, indices, batch_size, replicas=None):
     for start in range(0, len(indices), batch_size):
         clean, target = phase.batch(indices[start : start + batch_size])
         output, _ = phase.forward(clean)
-        sums = metric.partial(output.float(), clean, target)
+        sums = metric.partial(_in_float32(output), clean, target)
         total = sums if total is None else total + sums
     return metric.finish((replicas or SingleProcess()).sum(total))
 

@@ -8,7 +8,7 @@ import sklearn.utils.estimator_checks as estimator_checks
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_stackae import StackedAutoencoder
+from sk_stackae import StackedAutoencoder, StackedAutoencoderClassifier, StackedAutoencoderRegressor
 
 # The checks train for a handful of epochs: early stopping rightly says that
 # the validation score was still improving.
@@ -134,3 +134,61 @@ def test_sklearn_checks_with_warm_start(estimator, check):
     with pytest.raises(AssertionError, match=r"not consistent|Not equal to tolerance"):
         check(estimator)
     check(clone(estimator).set_params(warm_start=False))
+
+
+SUPERVISED = {"batch_size": 16, "device": "cpu", "random_state": 0}
+
+SUPERVISED_CONFIGURATIONS = [
+    # the default stages: greedy pretraining, then the supervised fine-tune
+    StackedAutoencoderClassifier((16, 8), pretrain_epochs=2, finetune_epochs=30, **SUPERVISED),
+    # a plain perceptron: no pretraining
+    StackedAutoencoderClassifier((16,), pretrain_epochs=0, finetune_epochs=30, **SUPERVISED),
+    # every stage, every lever: unsupervised fine-tune, head warm-up, the
+    # reconstruction kept, masking noise, dropout, tied weights, AdamW
+    StackedAutoencoderClassifier(
+        (16, 8),
+        pretrain_epochs=2,
+        unsupervised_finetune_epochs=2,
+        head_warmup_epochs=2,
+        finetune_epochs=30,
+        reconstruction_weight=0.5,
+        noise="masking",
+        noise_level=0.1,
+        dropout=0.1,
+        tied_weights=True,
+        optimizer="adamw",
+        alpha=0.01,
+        **SUPERVISED,
+    ),
+    # semi-supervised convention on, early stopping on held-out labeled rows
+    StackedAutoencoderClassifier(
+        (16,),
+        pretrain_epochs=2,
+        finetune_epochs=40,
+        unlabeled_label=-1,
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=40,
+        **SUPERVISED,
+    ),
+    StackedAutoencoderRegressor((16, 8), pretrain_epochs=2, finetune_epochs=30, **SUPERVISED),
+    StackedAutoencoderRegressor((16,), pretrain_epochs=0, finetune_epochs=30, **SUPERVISED),
+    StackedAutoencoderRegressor(
+        (16, 8),
+        pretrain_epochs=2,
+        unsupervised_finetune_epochs=2,
+        head_warmup_epochs=2,
+        finetune_epochs=30,
+        reconstruction_weight=0.5,
+        unlabeled_label=np.nan,
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=30,
+        **SUPERVISED,
+    ),
+]
+
+
+@parametrize_with_checks(SUPERVISED_CONFIGURATIONS)
+def test_sklearn_compatible_supervised_estimator(estimator, check):
+    check(estimator)

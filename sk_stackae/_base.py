@@ -1,0 +1,463 @@
+"""What every sk-stackae estimator shares: the stack's parameters, one fit path, inference and pickling.
+
+An estimator validates its input, plans the stages of a fit and stores what
+the engine (:mod:`sk_stackae._engine`) hands back; this module does all of
+that once. Each estimator adds the stages it trains, the targets it
+predicts and the methods of its scikit-learn role.
+"""
+
+import math
+from contextlib import contextmanager
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
+
+from . import __version__
+from ._data import inference_batch_size, map_row_batches
+from ._device import cpu_has_bfloat16_units, device_for_loading, resolve_device, tree_to_numpy, tree_to_torch
+from ._distributed import replicas_for
+from ._engine import FitPlan, FittedState, GreedyPretraining, fit_network
+from ._listeners import attached_listeners
+from ._network import ACTIVATIONS, build_network
+from ._progress import make_progress
+from ._training import (
+    NOISES,
+    OPTIMIZERS,
+    PhaseResult,
+    TrainingOptions,
+    optimizer_from_numpy,
+    optimizer_saved_in_format_1,
+    optimizer_to_numpy,
+    seeded_generator,
+)
+from ._warnings import warn_at_caller
+
+# Version of what __getstate__ writes; raise it when an older reader could
+# not make sense of the new layout.
+_PICKLE_FORMAT = 2
+# Formats this version reads: 1 saved partial_fit's optimiser without its class.
+_READABLE_PICKLE_FORMATS = (1, 2)
+
+
+class BaseStackedAutoencoder(BaseEstimator):
+    """The stack, its training and its inference, for every estimator of this package.
+
+    Subclasses define ``__init__`` with their parameters, and:
+
+    - ``_stages(continuing, incremental)``: the stages a call of fit or
+      partial_fit trains;
+    - ``_main_stage``: the stage type whose loss curve is ``loss_curve_``;
+    - ``_validate_targets(X, y, incremental)`` and ``_n_outputs()``, for
+      estimators that predict (the defaults ignore ``y``);
+    - ``_check_epochs(continuing)``: that a fit has something to train.
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "code_activation": [StrOptions(set(ACTIVATIONS))],
+        "output_activation": [StrOptions({"identity", "sigmoid", "logistic"})],
+        "loss": [StrOptions({"mse", "bce"})],
+        "tied_weights": ["boolean"],
+        "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
+        "finetune_epochs": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "noise": [StrOptions(set(NOISES)), None],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "sparsity": [Interval(Real, 0, None, closed="left")],
+        "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "precision": [StrOptions({"float32", "tf32", "bfloat16"})],
+        "device": [str, torch.device],
+        "distributed": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    _main_stage = None
+
+    # ------------------------------------------------------------------ fit
+
+    def _fit(self, X, y=None, *, incremental, classes=None):
+        """The one fit path: ``fit`` (fresh or warm-started) and ``partial_fit``.
+
+        It validates everything, plans the stages, calls the engine once and
+        stores what comes back; a fit that raises leaves the estimator as
+        it was.
+        """
+        continuing = hasattr(self, "network_") and (incremental or self.warm_start)
+        with _unchanged_on_failure(self):
+            if not incremental:
+                self._check_epochs(continuing)
+            X, hidden_layer_sizes = self._validate_training_input(X, reset=not continuing)
+            targets = self._validate_targets(X, y, continuing=continuing, incremental=incremental, classes=classes)
+            architecture = self._architecture(X.shape[1], hidden_layer_sizes)
+            if continuing:
+                self._check_same_architecture(architecture)
+            device = resolve_device(self.device)
+            options = self._training_options(device, incremental)
+            if options.early_stopping:
+                self._check_validation_split(X.shape[0], targets)
+            self._warn_about_wasted_settings(X.shape[1], hidden_layer_sizes, device)
+            if incremental and continuing and getattr(self, "_generator", None) is not None:
+                generator = self._generator  # partial_fit draws on where it stopped
+            else:
+                generator = seeded_generator(_seed(self.random_state))
+            plan = FitPlan(
+                architecture=architecture,
+                stages=self._stages(continuing, incremental),
+                validation_fraction=self.validation_fraction,
+                incremental=incremental,
+            )
+            previous = FittedState(self.network_, getattr(self, "_optimizer", None)) if continuing else None
+            result = fit_network(
+                X,
+                plan,
+                options,
+                device,
+                generator,
+                previous=previous,
+                listeners=[*make_progress(self.verbose), *attached_listeners()],
+                targets=targets,
+            )
+            self._store_fit(result, device, generator, continuing=continuing, incremental=incremental)
+        if result.interrupted_in is not None:
+            warn_at_caller(
+                f"Training interrupted by user during {result.interrupted_in}; the estimator keeps the network "
+                "as it was then, with the loss curves of the epochs that finished.",
+                UserWarning,
+            )
+        elif options.early_stopping:
+            self._warn_if_not_converged(result)
+        return self
+
+    def _validate_targets(self, X, y, *, continuing, incremental, classes=None):
+        """The engine's :class:`~sk_stackae._engine.Targets` for ``y``; None for an estimator that ignores it."""
+        return None
+
+    def _n_outputs(self):
+        """Width of the prediction head; None without one."""
+        return None
+
+    def _store_fit(self, result, device, generator, *, continuing, incremental):
+        """Store the fitted attributes from the engine's result: the one place they are set."""
+        n_layers = result.network.n_layers
+        self.network_ = result.network
+        self.device_ = device
+        early_stopping = self._early_stopping(incremental)
+        pretraining = result.results_of(GreedyPretraining)
+        if not continuing:
+            pretraining += [PhaseResult() for _ in range(n_layers - len(pretraining))]
+            self.pretrain_loss_curves_ = [phase.loss_curve for phase in pretraining]
+            self.pretrain_validation_scores_ = (
+                [phase.validation_scores or [] for phase in pretraining] if early_stopping else None
+            )
+        main = result.results_of(self._main_stage)
+        main = main[-1] if main else PhaseResult()
+        self.loss_curve_ = (self.loss_curve_ if continuing else []) + main.loss_curve
+        self.n_iter_ = len(self.loss_curve_)
+        if early_stopping:
+            self.validation_scores_ = main.validation_scores or []
+            self.best_validation_score_ = max(self.validation_scores_, default=None)
+        else:
+            self.validation_scores_ = self.best_validation_score_ = None
+        self._store_stage_results(result, continuing=continuing, incremental=incremental)
+        if incremental:
+            self._optimizer = result.optimizer
+            self._generator = generator
+        else:
+            # A fit starts the optimiser afresh; only partial_fit carries it on.
+            self.__dict__.pop("_optimizer", None)
+            self.__dict__.pop("_generator", None)
+
+    def _store_stage_results(self, result, *, continuing, incremental):
+        """Attributes of an estimator's own stages, beyond those every estimator has."""
+
+    def _early_stopping(self, incremental):
+        """Whether this call validates: fit with early_stopping, never partial_fit (no held-out set)."""
+        return bool(self.early_stopping) and not incremental
+
+    def _validate_training_input(self, X, reset):
+        """Check the hyperparameters and the data before any training."""
+        hidden_layer_sizes = self._check_hyperparameters()
+        X = _as_float_input(validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=reset))
+        self._check_value_range(X)
+        return X, hidden_layer_sizes
+
+    def _training_options(self, device, incremental):
+        return TrainingOptions(
+            optimizer=self.optimizer,
+            learning_rate=float(self.learning_rate),
+            momentum=float(self.momentum),
+            alpha=float(self.alpha),
+            batch_size=int(self.batch_size),
+            noise=self.noise,
+            noise_level=float(self.noise_level),
+            dropout=float(self.dropout),
+            sparsity=float(self.sparsity),
+            sparsity_target=float(self.sparsity_target),
+            early_stopping=self._early_stopping(incremental),
+            n_iter_no_change=int(self.n_iter_no_change),
+            tol=float(self.tol),
+            precision=self.precision,
+            replicas=replicas_for(self.distributed, device),
+        )
+
+    def _architecture(self, n_features, hidden_layer_sizes):
+        architecture = {
+            "n_features": n_features,
+            "hidden_layer_sizes": hidden_layer_sizes,
+            "activation": self.activation,
+            "code_activation": self._code_activation(),
+            "output_activation": self.output_activation,
+            "tied_weights": bool(self.tied_weights),
+        }
+        if self._n_outputs() is not None:
+            architecture["n_outputs"] = self._n_outputs()
+        return architecture
+
+    def _code_activation(self):
+        return self.code_activation
+
+    def _check_same_architecture(self, wanted):
+        fitted = self.network_.config
+        changes = [f"{key}: {fitted.get(key)!r} -> {wanted[key]!r}" for key in wanted if wanted[key] != fitted.get(key)]
+        if changes:
+            raise ValueError(
+                "warm_start and partial_fit continue the fitted network, but the parameters now ask for "
+                f"another architecture ({'; '.join(changes)}). Call fit with warm_start=False to train a new network."
+            )
+
+    def _check_validation_split(self, n_samples, targets):
+        """Refuse, before any training, a validation split that leaves one side empty."""
+        _check_validation_split(self.validation_fraction, n_samples)
+
+    def _warn_about_wasted_settings(self, n_features, hidden_layer_sizes, device):
+        """Warn about settings that train, but not as the user meant."""
+        if self.precision == "bfloat16" and device.type == "cpu" and cpu_has_bfloat16_units() is False:
+            warn_at_caller(
+                "precision='bfloat16' on a CPU without bfloat16 units (AVX512-BF16 or AMX): torch emulates "
+                "the bfloat16 products, which makes training several times slower than float32 (2x to 10x "
+                "measured) with no gain. Use precision='float32' on this machine.",
+                UserWarning,
+            )
+
+    def _warn_if_overcomplete(self, n_features, hidden_layer_sizes):
+        """Warn when the code can learn the identity: as wide as the input, without noise or sparsity."""
+        code_size = hidden_layer_sizes[-1]
+        regularised = (self.noise is not None and self.noise_level > 0) or self.sparsity > 0
+        if code_size >= n_features and not regularised:
+            warn_at_caller(
+                f"The code ({code_size} units, hidden_layer_sizes[-1]) is as wide as the input or wider "
+                f"({n_features} features): without noise or sparsity the autoencoder can learn to copy its "
+                "input, and its codes then compress nothing. Use a code narrower than the input, e.g. "
+                f"hidden_layer_sizes=({max(1, n_features // 2)},), or set noise or sparsity to learn an "
+                "overcomplete code.",
+                UserWarning,
+            )
+
+    def _warn_if_not_converged(self, result):
+        """One ConvergenceWarning naming every phase that ran out of epochs while still improving."""
+        unfinished = [
+            f"{phase.name.split('/')[0]} ({len(phase.loss_curve)} epochs)"
+            for _, phase in result.phases
+            if phase.loss_curve and not phase.stopped_early
+        ]
+        if unfinished:
+            warn_at_caller(
+                "The validation score was still improving when the epoch budget ran out in "
+                f"{', '.join(unfinished)}. Give those phases more epochs, or raise tol.",
+                ConvergenceWarning,
+            )
+
+    def _check_hyperparameters(self):
+        """Checks that ``_parameter_constraints`` cannot express, for fit and partial_fit.
+
+        Returns the hidden layer sizes as a tuple of ints.
+        """
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes, dtype=object))
+        if sizes.ndim != 1 or sizes.size == 0:
+            raise ValueError(
+                "hidden_layer_sizes must be a non-empty sequence of positive integers; "
+                f"got {self.hidden_layer_sizes!r}."
+            )
+        for size in sizes:
+            if not isinstance(size, Integral) or isinstance(size, bool) or size < 1:
+                raise ValueError(
+                    f"hidden_layer_sizes must hold positive integers; got {size!r} in {self.hidden_layer_sizes!r}."
+                )
+        if self.loss == "bce" and ACTIVATIONS[self.output_activation] is not torch.sigmoid:
+            raise ValueError(
+                "loss='bce' needs output_activation='sigmoid' (binary cross-entropy compares "
+                f"probabilities); got output_activation={self.output_activation!r}."
+            )
+        if self.noise == "masking" and self.noise_level >= 1:
+            raise ValueError(
+                f"noise='masking' with noise_level={self.noise_level} would mask every input; "
+                "noise_level is the fraction of inputs set to zero and must be below 1."
+            )
+        return tuple(int(size) for size in sizes)
+
+    def _check_value_range(self, X):
+        """Binary cross-entropy is defined for targets in [0, 1] only."""
+        if self.loss != "bce":
+            return
+        values = X.data if sp.issparse(X) else X
+        if values.size == 0:
+            return
+        low, high = values.min(), values.max()
+        if low < 0 or high > 1:
+            # "Negative values in data" is scikit-learn's wording for inputs
+            # that must be non-negative (the positive_only tag).
+            prefix = "Negative values in data: " if low < 0 else ""
+            raise ValueError(
+                f"{prefix}loss='bce' needs X with values in [0, 1]; got values in [{low:.4g}, {high:.4g}]. "
+                "Scale X first (e.g. MinMaxScaler) or use loss='mse'."
+            )
+
+    # ---------------------------------------------------------- inference
+
+    def _validate_inference_input(self, X):
+        """``X`` checked against the fit, in the float dtype that inference computes in."""
+        check_is_fitted(self)
+        return _as_float_input(validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=False))
+
+    def _inference_network(self, dtype):
+        """The fitted network, computing in ``dtype``.
+
+        float64 input is encoded in float64 by an upcast twin of the float32
+        network, slower than float32: a sample's code then depends on which
+        other samples share its batch by float64 rounding only (float32
+        matrix products round differently for different batch sizes).
+        """
+        if dtype == np.float32:
+            return self.network_
+        twin = build_network(self.network_.config).to(self.device_, torch.float64)
+        twin.load_state_dict(self.network_.state_dict())
+        return twin
+
+    def _map_rows(self, function, X, width):
+        batch_size = inference_batch_size(self.network_.widths, int(self.batch_size))
+        return map_row_batches(function, X, batch_size=batch_size, device=self.device_, width=width, dtype=X.dtype)
+
+    def _codes(self, X):
+        """The codes of validated ``X``: the output of the last encoder layer, in ``X``'s dtype."""
+        network = self._inference_network(X.dtype)
+        return self._map_rows(network.encode, X, network.code_size)
+
+    # ----------------------------------------------------------- pickling
+
+    def __getstate__(self):
+        # BaseEstimator may hand back __dict__ itself: never edit it in place.
+        state = dict(super().__getstate__())
+        state["_sk_stackae_pickle_format"] = _PICKLE_FORMAT
+        state["_sk_stackae_version"] = __version__
+        # Tensors are saved as numpy arrays and devices as strings: the
+        # pickle holds no torch object, so a model fitted on a GPU loads on a
+        # machine without one, and skops can read it.
+        if "network_" in state:
+            network = state["network_"]
+            state["network_"] = {"config": dict(network.config), "state_dict": tree_to_numpy(network.state_dict())}
+            state["device_"] = str(state["device_"])
+        if state.get("_optimizer") is not None:
+            state["_optimizer"] = optimizer_to_numpy(state["_optimizer"], list(self.network_.parameters()))
+        if "_generator" in state:
+            state["_generator"] = state["_generator"].get_state().numpy()
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        pickle_format = state.pop("_sk_stackae_pickle_format", None)
+        version = state.pop("_sk_stackae_version", "an unknown version")
+        if pickle_format not in _READABLE_PICKLE_FORMATS:
+            readable = " and ".join(str(f) for f in _READABLE_PICKLE_FORMATS)
+            raise ValueError(
+                f"This {type(self).__name__} was saved by sk-stackae {version} in pickle format {pickle_format}, "
+                f"which sk-stackae {__version__} cannot read (it reads formats {readable}). Load it with "
+                f"sk-stackae {version} and refit, or refit it with this version."
+            )
+        saved_network = state.get("network_")
+        saved_optimizer = state.get("_optimizer")
+        if saved_network is not None:
+            device = device_for_loading(state["device_"])
+            network = build_network(saved_network["config"])
+            network.load_state_dict(tree_to_torch(saved_network["state_dict"]))
+            state["network_"] = network.to(device)
+            state["device_"] = device
+        if "_generator" in state:
+            state["_generator"] = torch.Generator().set_state(torch.from_numpy(state["_generator"]))
+        super().__setstate__(state)
+        if saved_optimizer is not None:
+            parameters = list(self.network_.parameters())
+            if pickle_format == 1:
+                saved_optimizer = optimizer_saved_in_format_1(saved_optimizer, parameters)
+            # Rebound to the restored parameters, with the class and groups it was saved with.
+            self._optimizer = optimizer_from_numpy(saved_optimizer, parameters)
+
+
+@contextmanager
+def _unchanged_on_failure(estimator):
+    """Put the estimator's attributes back as they were if the block raises.
+
+    A fit that fails leaves no half-fitted estimator behind: neither new
+    fitted attributes nor a changed ``n_features_in_``.
+    """
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise
+
+
+def _check_validation_split(validation_fraction, n_samples):
+    """Refuse, before any training, a validation split that leaves one side empty."""
+    n_validation = math.ceil(validation_fraction * n_samples)
+    if n_validation < 1 or n_validation >= n_samples:
+        raise ValueError(
+            f"early_stopping=True with validation_fraction={validation_fraction} holds out "
+            f"{n_validation} of {n_samples} sample(s), which leaves "
+            f"{'none to validate on' if n_validation < 1 else 'none to train on'}. "
+            "Use more samples, another validation_fraction, or early_stopping=False."
+        )
+
+
+def _as_float_input(X):
+    """Validated input in a dtype the network computes in: float16 becomes float32.
+
+    Half precision on the CPU is slow and loses digits that training and
+    inference need, so float16 rows are converted once, as integers are
+    converted to float64 by validation.
+    """
+    if X.dtype == np.float16:
+        return X.astype(np.float32)
+    return X
+
+
+def _seed(random_state):
+    """An integer seed drawn from ``random_state``.
+
+    ``None`` seeds from fresh OS entropy rather than from numpy's global
+    generator, which this estimator never reads.
+    """
+    if random_state is None:
+        return np.random.SeedSequence().entropy % 2**63
+    if isinstance(random_state, np.random.RandomState):
+        return random_state.randint(np.iinfo(np.int32).max)
+    return int(random_state)

@@ -1,0 +1,400 @@
+"""StackedAutoencoderClassifier and StackedAutoencoderRegressor: stages, labels, predictions, failures."""
+
+import pickle
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_diabetes
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from sk_stackae import StackedAutoencoder, StackedAutoencoderClassifier, StackedAutoencoderRegressor
+from sk_stackae._listeners import TrainingListener, listening
+
+FAST = {"batch_size": 64, "random_state": 0}
+
+
+class PhaseLog(TrainingListener):
+    def __init__(self):
+        self.phases = []
+        self.results = []
+
+    def phase_started(self, phase):
+        self.phases.append(phase)
+
+    def phase_ended(self, phase, result):
+        self.results.append(result)
+
+    @property
+    def names(self):
+        return [phase.name for phase in self.phases]
+
+
+@pytest.fixture(scope="module")
+def few_labels(digits):
+    """Digits with one row in ten labeled, the rest marked -1."""
+    X, y = digits
+    y_few = np.where(np.arange(len(y)) % 10 == 0, y, -1)
+    return X, y, y_few
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+# ---------------------------------------------------------------- stages
+
+
+def test_the_stages_run_in_order_pretraining_on_every_row_and_the_head_on_labeled_rows(few_labels):
+    X, _, y_few = few_labels
+    log = PhaseLog()
+    model = StackedAutoencoderClassifier(
+        (32, 8),
+        pretrain_epochs=2,
+        unsupervised_finetune_epochs=2,
+        head_warmup_epochs=2,
+        finetune_epochs=3,
+        unlabeled_label=-1,
+        **FAST,
+    )
+    with listening(log):
+        model.fit(X, y_few)
+    assert log.names == [
+        "pretrain layer 1/2",
+        "pretrain layer 2/2",
+        "finetune",
+        "head warm-up",
+        "supervised finetune",
+    ]
+    pretrain, _, finetune, warmup, supervised = log.phases
+    # The unsupervised stages see every row; the supervised ones the labeled rows only.
+    assert pretrain.train_indices is None and finetune.train_indices is None
+    labeled = set(np.flatnonzero(y_few >= 0).tolist())
+    for phase in (warmup, supervised):
+        assert set(phase.train_indices.tolist()) == labeled
+    # The warm-up trains the head alone; the fine-tune the encoder and the head.
+    network = model.network_
+    assert {id(p) for p in warmup.parameters} == {id(p) for p in network.head.parameters()}
+    assert {id(p) for p in supervised.parameters} == {
+        id(p) for p in (*network.encoder.parameters(), *network.head.parameters())
+    }
+    assert [len(curve) for curve in model.pretrain_loss_curves_] == [2, 2]
+    assert len(model.unsupervised_loss_curve_) == 2
+    assert len(model.loss_curve_) == model.n_iter_ == 3
+
+
+def test_without_pretraining_it_is_a_plain_perceptron(few_labels):
+    X, y, _ = few_labels
+    log = PhaseLog()
+    with listening(log):
+        model = StackedAutoencoderClassifier((32,), pretrain_epochs=0, finetune_epochs=2, **FAST).fit(X, y)
+    assert log.names == ["supervised finetune"]
+    assert model.pretrain_loss_curves_ == [[]]
+
+
+def test_the_head_starts_at_the_class_prior(few_labels):
+    X, _, y_few = few_labels
+    log = PhaseLog()
+
+    class FirstScores(TrainingListener):
+        def phase_started(self, phase):
+            with torch.no_grad():
+                scores, _ = phase.forward(phase.rows.tensor[:5])
+            self.probabilities = torch.softmax(scores, dim=1)
+
+    first = FirstScores()
+    with listening(log, first):
+        StackedAutoencoderClassifier((16,), pretrain_epochs=0, finetune_epochs=1, unlabeled_label=-1, **FAST).fit(
+            X, y_few
+        )
+    labels = y_few[y_few >= 0]
+    prior = np.bincount(labels, minlength=10) / len(labels)
+    np.testing.assert_allclose(first.probabilities.numpy(), np.tile(prior, (5, 1)), rtol=1e-5)
+
+
+def test_reconstruction_weight_keeps_the_decoder_training_on_every_row(few_labels):
+    X, _, y_few = few_labels
+    log = PhaseLog()
+    model = StackedAutoencoderClassifier(
+        (32, 8), pretrain_epochs=1, finetune_epochs=2, reconstruction_weight=0.5, unlabeled_label=-1, **FAST
+    )
+    with listening(log):
+        model.fit(X, y_few)
+    supervised = log.phases[-1]
+    assert {id(p) for p in supervised.parameters} == {id(p) for p in model.network_.parameters()}
+    rows = supervised.train_indices.tolist()
+    n_labeled, n_unlabeled = int((y_few >= 0).sum()), int((y_few < 0).sum())
+    # Every unlabeled row once, the labeled rows repeated to make up about half.
+    assert sorted(set(rows)) == list(range(len(X)))
+    assert len(rows) == n_unlabeled + n_labeled * round(n_unlabeled / n_labeled)
+
+
+# ---------------------------------------------------------- semi-supervised
+
+
+def test_unlabeled_rows_join_pretraining_and_classes_never_hold_the_marker(few_labels):
+    X, _, y_few = few_labels
+    model = StackedAutoencoderClassifier((16,), pretrain_epochs=1, finetune_epochs=2, unlabeled_label=-1, **FAST)
+    model.fit(X, y_few)
+    np.testing.assert_array_equal(model.classes_, np.arange(10))
+    assert set(model.predict(X)) <= set(range(10))
+
+
+def test_without_unlabeled_label_minus_one_is_an_ordinary_class():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4))
+    y = np.where(X[:, 0] > 0, 1, -1)
+    model = StackedAutoencoderClassifier((8,), pretrain_epochs=1, finetune_epochs=30, batch_size=16, random_state=0)
+    model.fit(X, y)
+    np.testing.assert_array_equal(model.classes_, [-1, 1])
+    assert model.score(X, y) > 0.8
+
+
+def test_string_labels_with_an_unlabeled_marker(few_labels):
+    X, y, _ = few_labels
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"], dtype=object)
+    labels = names[y].astype(object)
+    labels[np.arange(len(y)) % 10 != 0] = "?"
+    model = StackedAutoencoderClassifier((16,), pretrain_epochs=1, finetune_epochs=2, unlabeled_label="?", **FAST)
+    model.fit(X, labels)
+    assert "?" not in model.classes_ and len(model.classes_) == 10
+    assert set(model.predict(X[:20])) <= set(names)
+
+
+def test_pretraining_on_unlabeled_rows_beats_no_pretraining_with_few_labels(digits):
+    # One label in 20 on digits: a denoising pretraining on all rows and the
+    # reconstruction kept during the fine-tune beat the same network trained
+    # from its random start on the 90 labeled rows alone.
+    X, y = digits
+    order = np.random.RandomState(0).permutation(len(X))
+    train, test = order[:1400], order[1400:]
+    y_few = np.full(len(train), -1)
+    y_few[::20] = y[train][::20]
+    common = {"hidden_layer_sizes": (64, 32), "batch_size": 32, "finetune_epochs": 60, "unlabeled_label": -1}
+    pretrained = StackedAutoencoderClassifier(
+        pretrain_epochs=15, noise="masking", noise_level=0.2, reconstruction_weight=1.0, random_state=0, **common
+    ).fit(X[train], y_few)
+    scratch = StackedAutoencoderClassifier(pretrain_epochs=0, random_state=0, **common).fit(X[train], y_few)
+    assert pretrained.score(X[test], y[test]) > scratch.score(X[test], y[test]) + 0.03
+
+
+# ------------------------------------------------------------ predictions
+
+
+def test_predict_proba_sums_to_one_and_predict_is_its_argmax(few_labels):
+    X, y, _ = few_labels
+    model = StackedAutoencoderClassifier((32,), pretrain_epochs=1, finetune_epochs=20, **FAST).fit(X, y)
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(model.predict(X), model.classes_[proba.argmax(axis=1)])
+    np.testing.assert_allclose(np.exp(model.predict_log_proba(X)), proba, rtol=1e-5, atol=1e-8)
+    assert model.score(X, y) > 0.9
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outputs_follow_the_input_dtype(dtype, few_labels):
+    X, y, _ = few_labels
+    model = StackedAutoencoderClassifier((16,), pretrain_epochs=1, finetune_epochs=2, **FAST).fit(X, y)
+    assert model.predict_proba(X.astype(dtype)).dtype == dtype
+    assert model.transform(X.astype(dtype)).dtype == dtype
+
+
+def test_transform_gives_the_codes_of_the_fine_tuned_encoder(few_labels):
+    X, y, _ = few_labels
+    model = StackedAutoencoderClassifier((32, 8), pretrain_epochs=1, finetune_epochs=3, **FAST).fit(X, y)
+    codes = model.transform(X)
+    assert codes.shape == (len(X), 8)
+    with torch.no_grad():
+        expected = model.network_.encode(torch.as_tensor(X, device=model.device_)).cpu().numpy()
+    np.testing.assert_allclose(codes, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_the_code_layer_takes_the_hidden_activation_unless_told(few_labels):
+    X, y, _ = few_labels
+    model = StackedAutoencoderClassifier((8, 4), activation="tanh", pretrain_epochs=0, finetune_epochs=1, **FAST)
+    assert model.fit(X, y).network_.encoder_activation_names == ["tanh", "tanh"]
+    model.set_params(code_activation="identity")
+    assert model.fit(X, y).network_.encoder_activation_names == ["tanh", "identity"]
+
+
+def test_regressor_predicts_in_the_targets_units_single_and_multi_output(diabetes):
+    X, y = diabetes
+    model = StackedAutoencoderRegressor((32, 8), pretrain_epochs=2, finetune_epochs=60, **FAST).fit(X, y)
+    predictions = model.predict(X)
+    assert predictions.shape == (len(X),) and model.n_outputs_ == 1
+    assert model.score(X, y) > 0.4
+    assert abs(predictions.mean() - y.mean()) < 0.1 * y.std()
+    Y = np.column_stack([y, -3 * y + 1000])
+    multi = StackedAutoencoderRegressor((32, 8), pretrain_epochs=2, finetune_epochs=60, **FAST).fit(X, Y)
+    assert multi.predict(X).shape == (len(X), 2) and multi.n_outputs_ == 2
+    assert multi.score(X, Y) > 0.4
+
+
+def test_regressor_nan_targets_mark_unlabeled_rows_when_asked(diabetes):
+    X, y = diabetes
+    y_few = y.copy()
+    y_few[np.arange(len(y)) % 4 != 0] = np.nan
+    log = PhaseLog()
+    model = StackedAutoencoderRegressor((16,), pretrain_epochs=1, finetune_epochs=3, unlabeled_label=np.nan, **FAST)
+    with listening(log):
+        model.fit(X, y_few)
+    assert set(log.phases[-1].train_indices.tolist()) == set(np.flatnonzero(~np.isnan(y_few)).tolist())
+    assert np.isfinite(model.predict(X)).all()
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        StackedAutoencoderRegressor((16,), **FAST).fit(X, y_few)
+
+
+def test_regressor_early_stopping_scores_r2_on_held_out_rows(diabetes):
+    X, y = diabetes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = StackedAutoencoderRegressor(
+            (32,), pretrain_epochs=0, finetune_epochs=40, early_stopping=True, n_iter_no_change=40, **FAST
+        ).fit(X, y)
+    assert len(model.validation_scores_) == 40
+    assert 0.2 < model.best_validation_score_ <= 1.0
+    assert model.best_validation_score_ == max(model.validation_scores_)
+
+
+def test_classifier_early_stopping_scores_accuracy_and_keeps_the_best_epoch(few_labels):
+    X, y, _ = few_labels
+    model = StackedAutoencoderClassifier(
+        (32,), pretrain_epochs=0, finetune_epochs=300, early_stopping=True, n_iter_no_change=5, **FAST
+    ).fit(X, y)
+    scores = model.validation_scores_
+    assert len(scores) < 300 and all(0 <= s <= 1 for s in scores)
+    assert model.best_validation_score_ == max(scores) > 0.9
+
+
+# ----------------------------------------------------- incremental and state
+
+
+def test_partial_fit_needs_classes_first_and_then_trains_an_epoch_a_call(few_labels):
+    X, y, _ = few_labels
+    model = StackedAutoencoderClassifier((32,), **FAST)
+    with pytest.raises(ValueError, match="classes must be passed on the first call to partial_fit"):
+        model.partial_fit(X[:100], y[:100])
+    model.partial_fit(X[:500], y[:500], classes=np.arange(10))
+    for _ in range(20):
+        model.partial_fit(X[:500], y[:500])
+    assert model.n_iter_ == len(model.loss_curve_) == 21
+    assert model.loss_curve_[-1] < 0.5 * model.loss_curve_[0]
+    with pytest.raises(ValueError, match=r"classes \[11\] that the fitted classifier does not know"):
+        model.partial_fit(X[:2], [0, 11])
+
+
+def test_warm_start_continues_the_supervised_fine_tune(few_labels):
+    X, y, _ = few_labels
+    model = StackedAutoencoderClassifier((32,), pretrain_epochs=2, finetune_epochs=3, warm_start=True, **FAST)
+    model.fit(X, y)
+    curves = model.pretrain_loss_curves_
+    log = PhaseLog()
+    with listening(log):
+        model.fit(X, y)
+    assert log.names == ["supervised finetune"]
+    assert len(model.loss_curve_) == 6 and model.pretrain_loss_curves_ is curves
+
+
+def test_pickles_keep_classes_predictions_and_target_scale(few_labels, diabetes):
+    X, y, _ = few_labels
+    classifier = StackedAutoencoderClassifier((16,), pretrain_epochs=1, finetune_epochs=3, **FAST).fit(X, y)
+    restored = pickle.loads(pickle.dumps(classifier))
+    np.testing.assert_array_equal(restored.predict_proba(X), classifier.predict_proba(X))
+    Xd, yd = diabetes
+    regressor = StackedAutoencoderRegressor((16,), pretrain_epochs=1, finetune_epochs=3, **FAST).fit(Xd, yd)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(regressor)).predict(Xd), regressor.predict(Xd))
+
+
+# -------------------------------------------------------------- in sklearn
+
+
+def test_pipeline_and_grid_search(few_labels):
+    X, y, _ = few_labels
+    pipeline = make_pipeline(MinMaxScaler(), StackedAutoencoderClassifier(pretrain_epochs=1, **FAST))
+    search = GridSearchCV(
+        pipeline,
+        {"stackedautoencoderclassifier__hidden_layer_sizes": [(16,), (32,)]},
+        cv=2,
+    )
+    search.set_params(stackedautoencoderclassifier__finetune_epochs=10)
+    search.fit(X * 16, y)
+    assert search.best_score_ > 0.8
+    assert clone(search.best_estimator_).get_params()["stackedautoencoderclassifier__finetune_epochs"] == 10
+
+
+def test_an_autoencoder_and_a_classifier_share_their_parameter_names():
+    autoencoder = set(StackedAutoencoder().get_params())
+    for estimator in (StackedAutoencoderClassifier(), StackedAutoencoderRegressor()):
+        extra = set(estimator.get_params()) - autoencoder
+        assert extra == {
+            "unsupervised_finetune_epochs",
+            "head_warmup_epochs",
+            "reconstruction_weight",
+            "unlabeled_label",
+        }
+        assert autoencoder <= set(estimator.get_params())
+
+
+# -------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("y", "params", "message"),
+    [
+        (np.full(40, -1), {"unlabeled_label": -1}, "Every row of y is unlabeled"),
+        (np.array(["a", "b", "-1", "a"] * 10), {"unlabeled_label": -1}, "holds the string '-1' while unlabeled_label"),
+        (np.arange(40).reshape(20, 2), {}, "Multilabel and multi-output targets are not supported"),
+        (np.arange(30), {}, "X has 40 rows but y has 30"),
+        (None, {}, "requires y to be passed"),
+        (np.linspace(0, 1, 40), {}, "Unknown label type"),
+        (np.array([0, 1] * 20), {"finetune_epochs": 0}, "the prediction head would never be trained"),
+        (np.array([0] + [-1] * 39), {"unlabeled_label": -1, "early_stopping": True}, "only 1 labeled row"),
+    ],
+)
+def test_bad_targets_are_refused_before_training(y, params, message):
+    X = np.random.RandomState(0).normal(size=(40, 3))
+    log = PhaseLog()
+    model = StackedAutoencoderClassifier((4,), **{**FAST, **params})
+    with listening(log), pytest.raises(ValueError, match=re.escape(message)):
+        model.fit(X, y)
+    assert log.names == []
+    assert not hasattr(model, "classes_")
+
+
+@pytest.mark.parametrize(
+    ("y", "params", "message"),
+    [
+        (np.full(40, np.nan), {"unlabeled_label": np.nan}, "Every row of y is NaN"),
+        (
+            np.column_stack([np.ones(40), np.r_[np.nan, np.ones(39)]]),
+            {"unlabeled_label": np.nan},
+            "NaN in some outputs",
+        ),
+        (np.r_[np.inf, np.ones(39)], {}, "Input y contains infinity"),
+        (np.ones((40, 2, 2)), {}, "y must have one or two dimensions"),
+    ],
+)
+def test_bad_regression_targets_are_refused_before_training(y, params, message):
+    X = np.random.RandomState(0).normal(size=(40, 3))
+    log = PhaseLog()
+    model = StackedAutoencoderRegressor((4,), **{**FAST, **params})
+    with listening(log), pytest.raises(ValueError, match=re.escape(message)):
+        model.fit(X, y)
+    assert log.names == []
+
+
+def test_nan_in_x_is_refused_with_scikit_learns_message(few_labels):
+    X, y, _ = few_labels
+    X = X.copy()
+    X[3, 3] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        StackedAutoencoderClassifier((4,), **FAST).fit(X, y)
