@@ -11,7 +11,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.special
-from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import (
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    RegressorMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -196,7 +202,7 @@ _SHARED_ATTRIBUTES_DOC = """
 """
 
 
-class _SupervisedStackedAutoencoder(BaseStackedAutoencoder):
+class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseStackedAutoencoder):
     """What the classifier and the regressor share: the stages, the head, and the codes."""
 
     _parameter_constraints: dict = _SUPERVISED_CONSTRAINTS
@@ -282,7 +288,13 @@ class _SupervisedStackedAutoencoder(BaseStackedAutoencoder):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.input_tags.positive_only = self.loss == "bce"
+        # transform gives the codes: a supervised feature extractor too.
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+    @property
+    def _n_features_out(self):
+        return self.network_.code_size
 
 
 class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencoder):
@@ -809,14 +821,17 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         predictions = self._scores(X) * self._target_scale.astype(X.dtype) + self._target_mean.astype(X.dtype)
         return predictions.ravel() if self._y_ndim == 1 else predictions
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
 
 def _check_regression_targets(y, n_samples, allow_nan):
     """``y`` as a float64 array of one or several outputs, checked as scikit-learn checks targets."""
     y = check_array(
         y, ensure_2d=False, dtype=np.float64, ensure_all_finite="allow-nan" if allow_nan else True, input_name="y"
     )
-    if y.ndim > 2:
-        raise ValueError(f"y must have one or two dimensions; got shape {y.shape}.")
     if len(y) != n_samples:
         raise ValueError(f"X has {n_samples} rows but y has {len(y)}.")
     if y.ndim == 2 and y.shape[1] == 0:

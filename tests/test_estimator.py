@@ -163,7 +163,7 @@ def test_a_code_as_wide_as_the_input_warns_unless_regularised(params, warns, blo
 
 @pytest.mark.parametrize(("has_units", "warns"), [(False, True), (True, False), (None, False)])
 def test_bfloat16_on_a_cpu_without_bfloat16_units_warns(has_units, warns, monkeypatch, blobs):
-    monkeypatch.setattr("sk_stackae._estimator.cpu_has_bfloat16_units", lambda: has_units)
+    monkeypatch.setattr("sk_stackae._base.cpu_has_bfloat16_units", lambda: has_units)
     model = StackedAutoencoder((8, 4), precision="bfloat16", device="cpu", **FAST)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")

@@ -160,12 +160,13 @@ SUPERVISED_CONFIGURATIONS = [
         alpha=0.01,
         **SUPERVISED,
     ),
-    # semi-supervised convention on, early stopping on held-out labeled rows
+    # semi-supervised convention on, early stopping on held-out labeled rows;
+    # a marker that the checks' labels never use (-1 is one of their classes)
     StackedAutoencoderClassifier(
         (16,),
         pretrain_epochs=2,
         finetune_epochs=40,
-        unlabeled_label=-1,
+        unlabeled_label="unlabeled",
         early_stopping=True,
         validation_fraction=0.2,
         n_iter_no_change=40,

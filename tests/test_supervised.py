@@ -211,10 +211,10 @@ def test_outputs_follow_the_input_dtype(dtype, few_labels):
 def test_transform_gives_the_codes_of_the_fine_tuned_encoder(few_labels):
     X, y, _ = few_labels
     model = StackedAutoencoderClassifier((32, 8), pretrain_epochs=1, finetune_epochs=3, **FAST).fit(X, y)
-    codes = model.transform(X)
+    codes = model.transform(X.astype(np.float32))
     assert codes.shape == (len(X), 8)
     with torch.no_grad():
-        expected = model.network_.encode(torch.as_tensor(X, device=model.device_)).cpu().numpy()
+        expected = model.network_.encode(torch.as_tensor(X, dtype=torch.float32, device=model.device_)).cpu().numpy()
     np.testing.assert_allclose(codes, expected, rtol=1e-6, atol=1e-7)
 
 
@@ -320,12 +320,8 @@ def test_pickles_keep_classes_predictions_and_target_scale(few_labels, diabetes)
 def test_pipeline_and_grid_search(few_labels):
     X, y, _ = few_labels
     pipeline = make_pipeline(MinMaxScaler(), StackedAutoencoderClassifier(pretrain_epochs=1, **FAST))
-    search = GridSearchCV(
-        pipeline,
-        {"stackedautoencoderclassifier__hidden_layer_sizes": [(16,), (32,)]},
-        cv=2,
-    )
-    search.set_params(stackedautoencoderclassifier__finetune_epochs=10)
+    search = GridSearchCV(pipeline, {"stackedautoencoderclassifier__hidden_layer_sizes": [(16,), (32,)]}, cv=2)
+    search.set_params(estimator__stackedautoencoderclassifier__finetune_epochs=10)
     search.fit(X * 16, y)
     assert search.best_score_ > 0.8
     assert clone(search.best_estimator_).get_params()["stackedautoencoderclassifier__finetune_epochs"] == 10
@@ -380,7 +376,7 @@ def test_bad_targets_are_refused_before_training(y, params, message):
             "NaN in some outputs",
         ),
         (np.r_[np.inf, np.ones(39)], {}, "Input y contains infinity"),
-        (np.ones((40, 2, 2)), {}, "y must have one or two dimensions"),
+        (np.ones((40, 2, 2)), {}, "Found array with dim 3, while dim <= 2 is required"),
     ],
 )
 def test_bad_regression_targets_are_refused_before_training(y, params, message):
