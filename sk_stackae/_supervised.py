@@ -358,8 +358,8 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
     >>> X = X / 16
     >>> y_few = np.where(np.arange(len(y)) % 10 == 0, y, -1)  # one label in ten
     >>> classifier = StackedAutoencoderClassifier(
-    ...     (64, 32), pretrain_epochs=5, finetune_epochs=30, unlabeled_label=-1,
-    ...     device="cpu", random_state=0).fit(X, y_few)
+    ...     (64, 32), pretrain_epochs=5, finetune_epochs=10, reconstruction_weight=1.0,
+    ...     batch_size=32, unlabeled_label=-1, device="cpu", random_state=0).fit(X, y_few)
     >>> classifier.classes_
     array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     >>> classifier.predict_proba(X[:2]).shape
