@@ -228,6 +228,14 @@ def test_scaler_then_classifier_and_scaler_then_regressor_pipelines_match_predic
     np.testing.assert_allclose(predictions.ravel(), regressor.predict(X), **TOLERANCES[dtype])
 
 
+def test_the_score_samples_option_is_refused_inside_a_pipeline_where_the_next_step_gets_both_outputs(digits):
+    X, y = digits
+    X = X.astype(np.float32)
+    pipeline = make_pipeline(StackedAutoencoder((16, 6), **FAST), LogisticRegression(max_iter=1000)).fit(X, y)
+    with pytest.raises(RuntimeError, match=r"at most 1 input\(s\).*score_samples"):
+        skl2onnx.to_onnx(pipeline, X[:1], options={id(pipeline[0]): {"score_samples": True}})
+
+
 # ------------------------------------------------------ another process
 
 
