@@ -292,22 +292,28 @@ def test_sk_stackae_imports_without_the_onnx_packages_and_sk_stackae_onnx_says_h
 # ----------------------------------------------------- torch.onnx.export
 
 
-def test_the_encoder_exported_by_torch_onnx_export_gives_the_codes_in_onnxruntime(autoencoders, digits_small, tmp_path):
+@pytest.mark.parametrize("half", ["encoder", "decoder"])
+def test_a_half_exported_by_torch_onnx_export_gives_the_codes_or_reconstructions_in_onnxruntime(
+    autoencoders, digits_small, tmp_path, half
+):
+    # A tied autoencoder with a sigmoid output: its decoder computes with the encoder's weights.
     model = autoencoders["gelu"]
+    X = digits_small[0].astype(np.float32)
+    codes = model.transform(X)
+    inputs, expected = (X, codes) if half == "encoder" else (codes, model.inverse_transform(codes))
+    module = model.network_.encoder_module() if half == "encoder" else model.network_.decoder_module()
     # A copy: the module shares the estimator's parameters, which .cpu() would move.
-    encoder = copy.deepcopy(model.network_.encoder_module()).cpu().eval()
-    example = torch.zeros(2, model.n_features_in_)
-    path = tmp_path / "encoder.onnx"
+    module = copy.deepcopy(module).cpu().eval()
+    path = tmp_path / f"{half}.onnx"
     torch.onnx.export(
-        encoder,
-        (example,),
+        module,
+        (torch.zeros(2, inputs.shape[1]),),
         path,
         input_names=["X"],
-        output_names=["codes"],
+        output_names=["output"],
         dynamic_shapes=({0: torch.export.Dim("batch")},),
         verbose=False,
     )
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    X = digits_small[0].astype(np.float32)
-    (codes,) = session.run(None, {"X": X})
-    np.testing.assert_allclose(codes, model.transform(X), **TOLERANCES[np.float32])
+    (output,) = session.run(None, {"X": inputs})
+    np.testing.assert_allclose(output, expected, **TOLERANCES[np.float32])
