@@ -212,7 +212,7 @@ def test_scaler_tied_sigmoid_autoencoder_logistic_regression_pipeline_matches_pr
     pipeline = make_pipeline(MinMaxScaler(), autoencoder, LogisticRegression(max_iter=500)).fit(X, y)
     outputs = run(session_for(pipeline, X, options={id(pipeline[-1]): {"zipmap": False}}), X)
     np.testing.assert_array_equal(outputs["label"], pipeline.predict(X))
-    np.testing.assert_allclose(outputs["probabilities"], pipeline.predict_proba(X), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(outputs["probabilities"], pipeline.predict_proba(X), **TOLERANCES[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
