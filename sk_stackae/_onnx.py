@@ -352,7 +352,8 @@ class Registration(NamedTuple):
     options: dict | None = None
 
 
-# The options follow skl2onnx's own converters: "zipmap" and "nocl" as for
+# Every estimator of the package has an entry (the module docstring says how
+# to add one). The options follow skl2onnx's own converters: "zipmap" and "nocl" as for
 # every classifier (probabilities as a list of dicts, a column per class or
 # one tensor; class indices instead of labels), "score_samples" as for
 # GaussianMixture (an extra output).

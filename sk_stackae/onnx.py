@@ -66,8 +66,9 @@ except ImportError as error:
         "`pip install 'sk-stackae[onnx]'`."
     ) from error
 
-from ._onnx import register_converters
+from . import _onnx
 
-register_converters()
+_onnx.register_converters()
 
+# The import is the interface: it registers, and the module defines nothing to call.
 __all__ = []
