@@ -41,13 +41,14 @@ from sk_stackae import StackedAutoencoderClassifier, StackedAutoencoderRegressor
 HIDDEN = (1000, 500, 250)
 
 # The few-label recipe: masking-noise pretraining on every row, a short
-# unsupervised fine-tune, then the supervised fine-tune that keeps the
-# reconstruction of every row in its loss.
+# unsupervised fine-tune, a warm-up of the head alone, then the supervised
+# fine-tune that keeps the reconstruction of every row in its loss.
 RECIPE = {
     "pretrain_epochs": 5,
     "noise": "masking",
     "noise_level": 0.25,
     "unsupervised_finetune_epochs": 5,
+    "head_warmup_epochs": 20,
     "reconstruction_weight": 1.0,
     "finetune_epochs": 20,
 }
@@ -74,12 +75,24 @@ LEVERS = {
     },
     "+ reconstruction kept (weight 1), 20 epochs": RECIPE,
     "+ dropout 0.2": {**RECIPE, "dropout": 0.2},
+    "head warm-up + pseudo-labels 0.3, 20 epochs": {**RECIPE, "reconstruction_weight": 0.0, "pseudo_label_weight": 0.3},
+    "reconstruction kept + pseudo-labels 0.3": {**RECIPE, "pseudo_label_weight": 0.3},
+    "no pretraining + pseudo-labels 0.3, 20 epochs": {
+        **NO_PRETRAINING,
+        "finetune_epochs": 20,
+        "pseudo_label_weight": 0.3,
+    },
+    "recipe, 20 pretraining epochs/layer, masking 0.5": {**RECIPE, "pretrain_epochs": 20, "noise_level": 0.5},
+}
+RECIPES = {
+    "reconstruction": RECIPE,
+    "reconstruction+pseudo": {**RECIPE, "pseudo_label_weight": 0.3},
 }
 
 
-def classifier(seed, **params):
+def classifier(seed, device="cpu", **params):
     return StackedAutoencoderClassifier(
-        HIDDEN, batch_size=256, unlabeled_label=-1, device="cpu", random_state=seed, **params
+        HIDDEN, batch_size=256, unlabeled_label=-1, device=device, random_state=seed, **params
     )
 
 
@@ -104,26 +117,41 @@ def error(model, X, y):
     return 100 * (1 - model.score(X, y))
 
 
+def few_label_contenders(seed, device, recipe):
+    """``name -> fit(X, y_few)`` for every method of the few-label table."""
+
+    def labeled_only(model):
+        def fit(X, y):
+            labeled = y >= 0
+            return model.fit(X[labeled], y[labeled])
+
+        return fit
+
+    return {
+        "recipe": (f"pretrained ({recipe})", classifier(seed, device, **RECIPES[recipe]).fit),
+        "none": ("no pretraining", classifier(seed, device, **NO_PRETRAINING).fit),
+        "pca": (
+            "PCA-50 + LogisticRegression",
+            labeled_only(make_pipeline(PCA(50, random_state=seed), LogisticRegression(max_iter=2000))),
+        ),
+        "selftraining": (
+            "SelfTraining(LogisticRegression)",
+            SelfTrainingClassifier(LogisticRegression(max_iter=500), max_iter=5).fit,
+        ),
+    }
+
+
 def run_few(args, X_train, y_train, X_test, y_test):
     rows = []
     results = {}
     for seed in range(args.seeds):
         y_few = few_labels(y_train, args.labels, seed)
-        labeled = y_few >= 0
-        contenders = {
-            "pretrained (recipe)": lambda: classifier(seed, **RECIPE).fit(X_train, y_few),
-            "no pretraining": lambda: classifier(seed, **NO_PRETRAINING).fit(X_train, y_few),
-            "PCA-50 + LogisticRegression": lambda: make_pipeline(
-                PCA(50, random_state=seed), LogisticRegression(max_iter=2000)
-            ).fit(X_train[labeled], y_few[labeled]),
-            "SelfTraining(LogisticRegression)": lambda: SelfTrainingClassifier(
-                LogisticRegression(max_iter=500), max_iter=5
-            ).fit(X_train, y_few),
-        }
-        for name, fit in contenders.items():
+        contenders = few_label_contenders(seed, args.device, args.recipe)
+        for method in args.methods:
+            name, fit = contenders[method]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                model, seconds = timed(fit)
+                model, seconds = timed(lambda fit=fit, y_few=y_few: fit(X_train, y_few))
             results.setdefault(name, []).append((error(model, X_test, y_test), seconds))
             print(f"  seed {seed} {name}: {results[name][-1][0]:.2f} % in {seconds:.0f} s", flush=True)
     for name, runs in results.items():
@@ -143,8 +171,8 @@ def run_few(args, X_train, y_train, X_test, y_test):
 def run_ablation(args, X_train, y_train, X_test, y_test):
     y_few = few_labels(y_train, args.labels, 0)
     rows = []
-    for name, params in LEVERS.items():
-        model, seconds = timed(lambda params=params: classifier(0, **params).fit(X_train, y_few))
+    for name, params in list(LEVERS.items())[args.skip :]:
+        model, seconds = timed(lambda params=params: classifier(0, args.device, **params).fit(X_train, y_few))
         rows.append([name, f"{error(model, X_test, y_test):.2f}", f"{seconds:.0f}"])
         print(f"  {name}: {rows[-1][1]} % in {seconds:.0f} s", flush=True)
     print(f"\n{args.labels} labels, seed 0, each lever added to the row above it\n")
@@ -241,6 +269,16 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=2, help="supervised epochs (full, speed)")
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout (full)")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (speed)")
+    parser.add_argument("--skip", type=int, default=0, help="levers to skip, from the first (ablation)")
+    parser.add_argument("--device", default="cpu", help="where our classifiers train (default cpu)")
+    parser.add_argument("--recipe", default="reconstruction", choices=list(RECIPES), help="the recipe (few)")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["recipe", "none", "pca", "selftraining"],
+        choices=["recipe", "none", "pca", "selftraining"],
+        help="which methods the few-label table runs",
+    )
     args = parser.parse_args(argv)
     print(f"machine: {machine_description()}")
     if args.command == "regression":

@@ -146,8 +146,13 @@ class SupervisedFinetune:
     reconstruction_weight : float, default=0.0
         With a positive weight, every row (labeled or not) also contributes
         its reconstruction error, times this weight; the decoder then trains
-        too, and each epoch sees the unlabeled rows once and the labeled rows
-        as often as it takes them to make up half of it.
+        too.
+    pseudo_label_weight : float, default=0.0
+        With a positive weight (classification), every unlabeled row also
+        contributes the cross-entropy against the class it is predicted now,
+        times this weight. With either weight, each epoch sees the unlabeled
+        rows once and the labeled rows as often as it takes them to make up
+        half of it.
     loss, output_activation : str, default="mse", "identity"
         The reconstruction error and the reconstruction's activation, for
         ``reconstruction_weight``.
@@ -157,6 +162,7 @@ class SupervisedFinetune:
     task: str
     head_only: bool = False
     reconstruction_weight: float = 0.0
+    pseudo_label_weight: float = 0.0
     loss: str = "mse"
     output_activation: str = "identity"
 
@@ -174,7 +180,8 @@ class SupervisedFinetune:
         else:
             parameters = [*network.encoder.parameters(), *network.head.parameters()]
         train, validation = fit.labeled_split()
-        if reconstruction:
+        pseudo_labels = self.pseudo_label_weight > 0 and not self.head_only
+        if reconstruction or pseudo_labels:
             train = fit.with_unlabeled_rows(train)
         phase = Phase(
             name=self.name,
@@ -184,6 +191,7 @@ class SupervisedFinetune:
                 self.task,
                 ReconstructionLoss(self.loss, self.output_activation) if reconstruction else None,
                 self.reconstruction_weight if reconstruction else 0.0,
+                self.pseudo_label_weight if pseudo_labels else 0.0,
             ),
             code_activations=list(network.encoder_activation_names),
             rows=fit.rows,

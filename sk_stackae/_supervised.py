@@ -212,6 +212,9 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
     def _code_activation(self):
         return self.activation if self.code_activation is None else self.code_activation
 
+    def _pseudo_label_weight(self):
+        return 0.0
+
     def _check_epochs(self, continuing):
         if continuing and self.finetune_epochs == 0:
             raise ValueError(
@@ -229,6 +232,7 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
             epochs=1 if incremental else self.finetune_epochs,
             task=self._task,
             reconstruction_weight=float(self.reconstruction_weight),
+            pseudo_label_weight=self._pseudo_label_weight(),
             loss=self.loss,
             output_activation=self.output_activation,
         )
@@ -326,6 +330,17 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         semi-supervised estimators (``-1``). None: every row is labeled,
         and ``-1`` is a class like any other.""",
         )
+        .replace(
+            "    batch_size : int, default=256",
+            """    pseudo_label_weight : float, default=0.0
+        With a positive weight, the supervised fine-tune also trains every
+        unlabeled row toward the class it predicts now (its pseudo-label,
+        Lee 2013), with this weight; like ``reconstruction_weight``, it
+        makes each epoch see every unlabeled row once and the labeled rows
+        repeated to make up half of it.
+
+    batch_size : int, default=256""",
+        )
         + """
     Attributes
     ----------
@@ -371,9 +386,13 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
 
     _parameter_constraints: dict = {
         **_SUPERVISED_CONSTRAINTS,
+        "pseudo_label_weight": [Interval(Real, 0, None, closed="left")],
         "unlabeled_label": [None, Integral, str],
     }
     _task = "classification"
+
+    def _pseudo_label_weight(self):
+        return float(self.pseudo_label_weight)
 
     def __init__(
         self,
@@ -389,6 +408,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         head_warmup_epochs=0,
         finetune_epochs=50,
         reconstruction_weight=0.0,
+        pseudo_label_weight=0.0,
         batch_size=256,
         learning_rate=1e-3,
         optimizer="adam",
@@ -422,6 +442,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         self.head_warmup_epochs = head_warmup_epochs
         self.finetune_epochs = finetune_epochs
         self.reconstruction_weight = reconstruction_weight
+        self.pseudo_label_weight = pseudo_label_weight
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.optimizer = optimizer

@@ -102,11 +102,16 @@ class SupervisedLoss:
     """The loss of a supervised phase: the head's error on the labeled rows of a batch.
 
     Targets of unlabeled rows are ``-1`` (classes) or NaN (regression
-    values) and count for nothing. With ``reconstruction`` and a positive
+    values) and count for nothing, unless one of the two semi-supervised
+    terms is on. With ``reconstruction`` and a positive
     ``reconstruction_weight``, the forward pass returns ``(scores,
     reconstruction)`` and the loss adds the weighted reconstruction error of
     every row of the batch, labeled or not: the classic semi-supervised
-    autoencoder objective.
+    autoencoder objective. With a positive ``pseudo_label_weight``
+    (classification), every unlabeled row of the batch adds the
+    cross-entropy of its scores against the class they predict now, times
+    the weight: the pseudo-labels of Lee (2013), which push the decision
+    boundaries away from the unlabeled rows.
 
     Parameters
     ----------
@@ -117,12 +122,15 @@ class SupervisedLoss:
         The reconstruction error to add.
     reconstruction_weight : float, default=0.0
         Its weight.
+    pseudo_label_weight : float, default=0.0
+        The weight of the pseudo-label term.
     """
 
-    def __init__(self, task, reconstruction=None, reconstruction_weight=0.0):
+    def __init__(self, task, reconstruction=None, reconstruction_weight=0.0, pseudo_label_weight=0.0):
         self.task = task
         self.reconstruction = reconstruction
         self.reconstruction_weight = reconstruction_weight
+        self.pseudo_label_weight = pseudo_label_weight
 
     def head_error(self, scores, target):
         """Summed error over the labeled rows, and how many there are (both tensors: no host sync)."""
@@ -134,10 +142,19 @@ class SupervisedLoss:
         errors = (scores - target.nan_to_num()).square().mean(dim=1)
         return errors.mul(labeled).sum(), labeled.sum()
 
+    def pseudo_label_error(self, scores, target):
+        """Mean cross-entropy of the unlabeled rows against the classes they predict."""
+        unlabeled = target < 0
+        predicted = scores.detach().argmax(dim=1)
+        summed = F.cross_entropy(scores, predicted, reduction="none").mul(unlabeled).sum()
+        return summed / unlabeled.sum().clamp(min=1)
+
     def __call__(self, output, clean, target):
         scores, reconstruction = output if self.reconstruction_weight else (output, None)
         summed, count = self.head_error(scores, target)
         loss = summed / count.clamp(min=1)
+        if self.pseudo_label_weight:
+            loss = loss + self.pseudo_label_weight * self.pseudo_label_error(scores, target)
         if reconstruction is None:
             return loss
         return loss + self.reconstruction_weight * self.reconstruction(reconstruction, clean)

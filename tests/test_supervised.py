@@ -120,6 +120,26 @@ def test_the_head_starts_at_the_class_prior(few_labels):
     np.testing.assert_allclose(first.probabilities.numpy(), np.tile(prior, (5, 1)), rtol=1e-5)
 
 
+def test_pseudo_labels_train_unlabeled_rows_toward_their_predicted_class(few_labels):
+    X, _, y_few = few_labels
+    log = PhaseLog()
+    model = StackedAutoencoderClassifier(
+        (32,), pretrain_epochs=0, finetune_epochs=2, pseudo_label_weight=0.5, unlabeled_label=-1, **FAST
+    )
+    with listening(log):
+        model.fit(X, y_few)
+    supervised = log.phases[-1]
+    assert supervised.loss.pseudo_label_weight == 0.5
+    # Unlabeled rows are in the epoch now; the decoder is not trained.
+    assert set(supervised.train_indices.tolist()) == set(range(len(X)))
+    assert not {id(p) for p in model.network_.decoder.parameters()} & {id(p) for p in supervised.parameters}
+    # The term is the cross-entropy of each unlabeled row against its argmax.
+    scores = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
+    target = torch.tensor([-1, -1, 0])
+    expected = torch.nn.functional.cross_entropy(scores[:2], torch.tensor([0, 1]))
+    torch.testing.assert_close(supervised.loss.pseudo_label_error(scores, target), expected)
+
+
 def test_reconstruction_weight_keeps_the_decoder_training_on_every_row(few_labels):
     X, _, y_few = few_labels
     log = PhaseLog()
@@ -329,14 +349,12 @@ def test_pipeline_and_grid_search(few_labels):
 
 def test_an_autoencoder_and_a_classifier_share_their_parameter_names():
     autoencoder = set(StackedAutoencoder().get_params())
-    for estimator in (StackedAutoencoderClassifier(), StackedAutoencoderRegressor()):
-        extra = set(estimator.get_params()) - autoencoder
-        assert extra == {
-            "unsupervised_finetune_epochs",
-            "head_warmup_epochs",
-            "reconstruction_weight",
-            "unlabeled_label",
-        }
+    stages = {"unsupervised_finetune_epochs", "head_warmup_epochs", "reconstruction_weight", "unlabeled_label"}
+    for estimator, own in (
+        (StackedAutoencoderClassifier(), {"pseudo_label_weight"}),
+        (StackedAutoencoderRegressor(), set()),
+    ):
+        assert set(estimator.get_params()) - autoencoder == stages | own
         assert autoencoder <= set(estimator.get_params())
 
 

@@ -1,0 +1,82 @@
+"""
+=============================================
+Learning from unlabeled digits, few labels
+=============================================
+
+Greedy layer-wise pretraining learns an encoder from every row, labeled or
+not; :class:`~sk_stackae.StackedAutoencoderClassifier` then fine-tunes it,
+with a softmax head, on the labeled rows. Rows labeled ``-1`` (with
+``unlabeled_label=-1``, scikit-learn's convention for unlabeled rows) join
+the unsupervised stages only.
+
+Here three quarters of the digits are the training set, of which only the
+first ``n`` rows keep their labels; the other quarter is the test set. For
+each ``n`` we compare:
+
+- the pretrained classifier: masking-noise pretraining on every training
+  row, then a supervised fine-tune that keeps the reconstruction of every
+  row in its loss (``reconstruction_weight=1``);
+- the same network without pretraining (``pretrain_epochs=0``), trained on
+  the labeled rows alone: a plain multilayer perceptron;
+- PCA to 16 components, then a logistic regression, on the labeled rows.
+"""
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+
+from sk_stackae import StackedAutoencoderClassifier
+
+X, y = load_digits(return_X_y=True)
+X = X / 16
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+order = np.random.RandomState(0).permutation(len(y_train))
+
+common = {"hidden_layer_sizes": (128, 32), "batch_size": 32, "unlabeled_label": -1, "random_state": 0}
+methods = {
+    "pretrained on every row": lambda: StackedAutoencoderClassifier(
+        pretrain_epochs=20,
+        noise="masking",
+        noise_level=0.25,
+        reconstruction_weight=1.0,
+        finetune_epochs=30,
+        **common,
+    ),
+    "no pretraining": lambda: StackedAutoencoderClassifier(pretrain_epochs=0, finetune_epochs=200, **common),
+}
+
+n_labels = [20, 50, 100, 300, len(y_train)]
+accuracy = {name: [] for name in [*methods, "PCA-16 + LogisticRegression"]}
+for n in n_labels:
+    y_few = np.full(len(y_train), -1)
+    y_few[order[:n]] = y_train[order[:n]]
+    for name, make in methods.items():
+        accuracy[name].append(make().fit(X_train, y_few).score(X_test, y_test))
+    labeled = y_few >= 0
+    pca = make_pipeline(PCA(16, random_state=0), LogisticRegression(max_iter=2000))
+    accuracy["PCA-16 + LogisticRegression"].append(pca.fit(X_train[labeled], y_few[labeled]).score(X_test, y_test))
+
+for name, values in accuracy.items():
+    print(f"{name:30s}", " ".join(f"{value:.3f}" for value in values))
+
+# %%
+# The test accuracy against the number of labels. With a few dozen labels
+# the unlabeled rows pay: the pretrained classifier is well ahead. From a
+# hundred labels on, on a data set this small (1347 training rows), the
+# plain network catches up: what pretraining adds, enough labels teach.
+
+fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+for (name, values), marker in zip(accuracy.items(), "os^", strict=True):
+    ax.plot(n_labels, values, marker=marker, label=name)
+ax.set_xscale("log")
+ax.set_xticks(n_labels, [str(n) for n in n_labels])
+ax.set_xlabel("labeled training rows (of 1347)")
+ax.set_ylabel("test accuracy")
+ax.set_title("Digits: accuracy against the number of labels")
+ax.legend()
+plt.show()
