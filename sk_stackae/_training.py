@@ -52,29 +52,28 @@ class ReconstructionLoss:
         self.kind = kind
         self.activation = ACTIVATIONS[activation]
 
-    def elementwise(self, pre_activation, clean):
-        if self.kind == "bce":
-            return F.binary_cross_entropy_with_logits(pre_activation, clean, reduction="none")
-        return (self.activation(pre_activation) - clean).square()
-
     def __call__(self, pre_activation, clean, target=None):
         """Mean over every element of the batch."""
         if self.kind == "bce":
             return F.binary_cross_entropy_with_logits(pre_activation, clean)
         return F.mse_loss(self.activation(pre_activation), clean)
 
-    def per_sample(self, pre_activation, clean, target=None):
-        """One error per row: the mean over its features.
+    def feature_errors(self, pre_activation, clean):
+        """One error per row and feature: the squared error, or for ``"bce"`` the relative entropy.
 
-        For ``"bce"`` this is the relative entropy, the cross-entropy less
-        the target's own entropy: zero for a perfect reconstruction, so that
-        a grey pixel reproduced exactly costs nothing (its cross-entropy
-        does not vanish). Training follows the same gradients either way.
+        The relative entropy is the cross-entropy less the target's own
+        entropy: zero for a perfect reconstruction, so that a grey pixel
+        reproduced exactly costs nothing (its cross-entropy does not
+        vanish). Training follows the same gradients either way.
         """
-        errors = self.elementwise(pre_activation, clean)
         if self.kind == "bce":
-            errors = errors - torch.special.entr(clean) - torch.special.entr(1.0 - clean)
-        return errors.mean(dim=1)
+            cross_entropy = F.binary_cross_entropy_with_logits(pre_activation, clean, reduction="none")
+            return cross_entropy - torch.special.entr(clean) - torch.special.entr(1.0 - clean)
+        return (self.activation(pre_activation) - clean).square()
+
+    def per_sample(self, pre_activation, clean, target=None):
+        """One error per row: the mean of its :meth:`feature_errors`."""
+        return self.feature_errors(pre_activation, clean).mean(dim=1)
 
 
 class MeanScore:
