@@ -136,6 +136,7 @@ class BaseStackedAutoencoder(BaseEstimator):
                 targets=targets,
             )
             self._store_fit(result, device, generator, continuing=continuing, incremental=incremental)
+            self._calibrate(X)
         if result.interrupted_in is not None:
             warn_at_caller(
                 f"Training interrupted by user during {result.interrupted_in}; the estimator keeps the network "
@@ -187,6 +188,13 @@ class BaseStackedAutoencoder(BaseEstimator):
 
     def _store_stage_results(self, result, *, continuing, incremental):
         """Attributes of an estimator's own stages, beyond those every estimator has."""
+
+    def _calibrate(self, X):
+        """Learn from the validated training rows what the trained network's outputs mean (a threshold, say).
+
+        Runs after the fitted attributes are stored, inside the fit, so a
+        failure here leaves the estimator as it was; nothing by default.
+        """
 
     def _early_stopping(self, incremental):
         """Whether this call validates: fit with early_stopping, never partial_fit (no held-out set)."""
@@ -288,8 +296,24 @@ class BaseStackedAutoencoder(BaseEstimator):
     def _check_hyperparameters(self):
         """Checks that ``_parameter_constraints`` cannot express, for fit and partial_fit.
 
-        Returns the hidden layer sizes as a tuple of ints.
+        Returns the hidden layer sizes as a tuple of ints, or None when they
+        follow from the number of features (see :meth:`_checked_hidden_layer_sizes`).
         """
+        sizes = self._checked_hidden_layer_sizes()
+        if self.loss == "bce" and ACTIVATIONS[self.output_activation] is not torch.sigmoid:
+            raise ValueError(
+                "loss='bce' needs output_activation='sigmoid' (binary cross-entropy compares "
+                f"probabilities); got output_activation={self.output_activation!r}."
+            )
+        if self.noise == "masking" and self.noise_level >= 1:
+            raise ValueError(
+                f"noise='masking' with noise_level={self.noise_level} would mask every input; "
+                "noise_level is the fraction of inputs set to zero and must be below 1."
+            )
+        return sizes
+
+    def _checked_hidden_layer_sizes(self):
+        """``hidden_layer_sizes`` as a tuple of positive ints, or a ValueError that says what is wrong."""
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes, dtype=object))
         if sizes.ndim != 1 or sizes.size == 0:
             raise ValueError(
@@ -301,16 +325,6 @@ class BaseStackedAutoencoder(BaseEstimator):
                 raise ValueError(
                     f"hidden_layer_sizes must hold positive integers; got {size!r} in {self.hidden_layer_sizes!r}."
                 )
-        if self.loss == "bce" and ACTIVATIONS[self.output_activation] is not torch.sigmoid:
-            raise ValueError(
-                "loss='bce' needs output_activation='sigmoid' (binary cross-entropy compares "
-                f"probabilities); got output_activation={self.output_activation!r}."
-            )
-        if self.noise == "masking" and self.noise_level >= 1:
-            raise ValueError(
-                f"noise='masking' with noise_level={self.noise_level} would mask every input; "
-                "noise_level is the fraction of inputs set to zero and must be below 1."
-            )
         return tuple(int(size) for size in sizes)
 
     def _check_value_range(self, X):

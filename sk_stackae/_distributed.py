@@ -4,10 +4,12 @@ With ``distributed=True`` every process (one per GPU or CPU socket, started
 by ``torchrun``) fits the same estimator on its own shard of the data. The
 replicas start from the same weights, average their gradients at every
 step, and add up the sums that decisions depend on (epoch losses,
-validation losses, column means), so every process takes the same steps and
-ends with the same network. Without it, :class:`SingleProcess` does nothing.
+validation losses, column means and scales) or gather the values (the
+scores that a detector's threshold is taken from), so every process takes
+the same steps and ends with the same network. Without it, :class:`SingleProcess` does nothing.
 """
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -29,6 +31,9 @@ class SingleProcess:
 
     def max(self, value):
         return value
+
+    def gather(self, array):
+        return array
 
 
 class ProcessGroup(SingleProcess):
@@ -67,6 +72,12 @@ class ProcessGroup(SingleProcess):
         tensor = torch.tensor([value], dtype=torch.int64, device=self._device())
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return int(tensor.item())
+
+    def gather(self, array):
+        """The 1-D numpy ``array`` of every process, concatenated in rank order."""
+        parts = [None] * self.world_size
+        dist.all_gather_object(parts, array)
+        return np.concatenate(parts)
 
     @staticmethod
     def _device():

@@ -10,7 +10,50 @@ from ._engine import Finetune, GreedyPretraining
 from ._training import ReconstructionLoss
 
 
-class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseStackedAutoencoder):
+class ReconstructionStages:
+    """The stages of an autoencoder trained on its reconstruction alone: greedy pretraining, then the fine-tune.
+
+    Shared by :class:`StackedAutoencoder` and the outlier detector, which
+    train the same network and differ in what they read off it.
+    """
+
+    _main_stage = Finetune
+
+    def _stages(self, continuing, incremental):
+        """The stages of this call: pretraining and the fine-tune, or the fine-tune alone when continuing."""
+        finetune = Finetune(
+            epochs=1 if incremental else self.finetune_epochs, loss=self.loss, output_activation=self.output_activation
+        )
+        if continuing or incremental:
+            return (finetune,)
+        stages = []
+        if self.pretrain_epochs > 0:
+            stages.append(GreedyPretraining(epochs=self.pretrain_epochs, loss=self.loss))
+        if self.finetune_epochs > 0:
+            stages.append(finetune)
+        return tuple(stages)
+
+    def _check_epochs(self, continuing):
+        """Check that a call of fit has something to train."""
+        if continuing and self.finetune_epochs == 0:
+            raise ValueError(
+                "warm_start=True continues the fitted network with the fine-tune alone, "
+                "and finetune_epochs=0 leaves nothing to train."
+            )
+        if self.pretrain_epochs == 0 and self.finetune_epochs == 0:
+            raise ValueError(
+                "pretrain_epochs and finetune_epochs are both 0: there would be nothing to train. "
+                "Set at least one of them to a positive number of epochs."
+            )
+
+    def _warn_about_wasted_settings(self, n_features, hidden_layer_sizes, device):
+        super()._warn_about_wasted_settings(n_features, hidden_layer_sizes, device)
+        self._warn_if_overcomplete(n_features, hidden_layer_sizes)
+
+
+class StackedAutoencoder(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ReconstructionStages, BaseStackedAutoencoder
+):
     """Deep autoencoder trained by greedy layer-wise pretraining, then end to end.
 
     The encoder has one dense layer per entry of ``hidden_layer_sizes``; the
@@ -286,8 +329,6 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     True
     """
 
-    _main_stage = Finetune
-
     def __init__(
         self,
         hidden_layer_sizes=(256, 64),
@@ -397,37 +438,6 @@ class StackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             The updated estimator.
         """
         return self._fit(X, incremental=True)
-
-    def _stages(self, continuing, incremental):
-        """The stages of this call: pretraining and the fine-tune, or the fine-tune alone when continuing."""
-        finetune = Finetune(
-            epochs=1 if incremental else self.finetune_epochs, loss=self.loss, output_activation=self.output_activation
-        )
-        if continuing or incremental:
-            return (finetune,)
-        stages = []
-        if self.pretrain_epochs > 0:
-            stages.append(GreedyPretraining(epochs=self.pretrain_epochs, loss=self.loss))
-        if self.finetune_epochs > 0:
-            stages.append(finetune)
-        return tuple(stages)
-
-    def _check_epochs(self, continuing):
-        """Check that a call of fit has something to train."""
-        if continuing and self.finetune_epochs == 0:
-            raise ValueError(
-                "warm_start=True continues the fitted network with the fine-tune alone, "
-                "and finetune_epochs=0 leaves nothing to train."
-            )
-        if self.pretrain_epochs == 0 and self.finetune_epochs == 0:
-            raise ValueError(
-                "pretrain_epochs and finetune_epochs are both 0: there would be nothing to train. "
-                "Set at least one of them to a positive number of epochs."
-            )
-
-    def _warn_about_wasted_settings(self, n_features, hidden_layer_sizes, device):
-        super()._warn_about_wasted_settings(n_features, hidden_layer_sizes, device)
-        self._warn_if_overcomplete(n_features, hidden_layer_sizes)
 
     # ---------------------------------------------------------- inference
 
