@@ -197,20 +197,25 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         Whether decoder layer ``k`` uses the transpose of encoder layer
         ``k``'s weight.
 
-    pretrain_epochs : int, default=20
+    pretrain_epochs : int, default=5
         Epochs of each greedy pretraining phase; 0 skips pretraining.
 
-    finetune_epochs : int, default=100
-        Epochs of joint fine-tuning; 0 skips it. The detector's tables are
-        often small (hundreds of rows), and an autoencoder that has not
-        converged ranks outliers worse: more epochs and smaller batches than
-        :class:`StackedAutoencoder`'s defaults give it enough steps.
+    finetune_epochs : int, default=60
+        Epochs of joint fine-tuning; 0 skips it. An autoencoder that has not
+        converged ranks outliers worse, and the detector's tables are often
+        small (hundreds of rows, one or a few batches an epoch): more
+        epochs and a larger step than :class:`StackedAutoencoder`'s
+        defaults let these narrow networks converge.
 
-    batch_size : int, default=64
+    batch_size : int, default=256
         Rows per minibatch, clipped to the number of training rows.
 
-    learning_rate : float, default=1e-3
-        Step size of the optimiser.
+    learning_rate : float, default=1e-2
+        Step size of the optimiser: ten times :class:`StackedAutoencoder`'s,
+        which suits the small networks that ``hidden_layer_sizes="auto"``
+        builds for tables; with 1e-3 they need ten times the epochs to rank
+        outliers as well. Lower it for wide inputs (images of hundreds of
+        pixels) if the loss curve jumps.
 
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
         The PyTorch optimiser of every phase.
@@ -386,10 +391,10 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         output_activation="identity",
         loss="mse",
         tied_weights=False,
-        pretrain_epochs=20,
-        finetune_epochs=100,
-        batch_size=64,
-        learning_rate=1e-3,
+        pretrain_epochs=5,
+        finetune_epochs=60,
+        batch_size=256,
+        learning_rate=1e-2,
         optimizer="adam",
         momentum=0.9,
         alpha=0.0,
