@@ -88,8 +88,8 @@ plt.show()
 # For the most abnormal test image of each novel digit, its pixels (top)
 # and the reconstruction error of each pixel, from ``feature_errors``
 # (bottom, darker is worse). The errors sit on the strokes that no digit
-# from 0 to 4 has in that place: the top of a five and of a nine, the
-# closed lower loop of a six, the corner of a seven, the waist of an eight.
+# from 0 to 4 has in that place: the top bar of a five, a seven or a nine,
+# the closed lower loop of a six.
 
 errors = detector.feature_errors(X_test)
 scores = detector.score_samples(X_test)
