@@ -170,7 +170,9 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         deviation over the training rows before training and scoring, so
         that the errors of all columns are in the same units. Turn it off
         for columns that already share units (pixels, say) or for
-        ``loss="bce"``, which needs values in [0, 1].
+        ``loss="bce"``, which needs values in [0, 1]. The standardised
+        copy of dense ``X`` is held in memory: for a memory-mapped ``X``
+        larger than memory, standardise it on disk and turn this off.
 
     activation : {"relu", "leaky_relu", "elu", "gelu", "tanh", "logistic", \
             "sigmoid", "identity"}, default="elu"
