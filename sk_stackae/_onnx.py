@@ -11,12 +11,12 @@ graph's input, with the float32 weights cast to it, as the estimators
 compute float64 input in float64. Every activation is written by its entry
 of :data:`ACTIVATION_NODES`, the one place that spells out its formula.
 
-To convert another estimator (the outlier detector, say), write its shape
-calculator and its converter from the methods of :class:`NetworkNodes`
-(:meth:`~NetworkNodes.negative_reconstruction_errors` gives the scores of
-``score_samples``) and add an entry to :data:`REGISTRATIONS`. skl2onnx's
-default parser gives an estimator that is an ``OutlierMixin`` two outputs,
-``label`` and ``scores``, as it does for ``IsolationForest``.
+To convert another estimator, write its shape calculator and its
+converter from the methods of :class:`NetworkNodes` and add an entry to
+:data:`REGISTRATIONS`. skl2onnx's default parser gives an ``OutlierMixin``
+estimator two outputs, ``label`` and ``scores``, as it does for
+``IsolationForest``: the outlier detector fills them with ``predict`` and
+``decision_function``.
 """
 
 import math
@@ -27,13 +27,14 @@ import numpy as np
 from onnx import TensorProto
 from onnx.helper import tensor_dtype_to_np_dtype
 from skl2onnx import get_model_alias, update_registered_converter
-from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, guess_proto_type
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, Int64TensorType, guess_proto_type
 from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
 from skl2onnx.common.utils import check_input_and_output_numbers, check_input_and_output_types
 from skl2onnx.common.utils_classifier import get_label_classes
 
 from ._estimator import StackedAutoencoder
 from ._network import TiedDenseLayer
+from ._outlier import StackedAutoencoderOutlierDetector
 from ._supervised import StackedAutoencoderClassifier, StackedAutoencoderRegressor
 
 # The estimators compute in float32 or float64; other input types must be
@@ -92,6 +93,17 @@ class NetworkNodes:
         if value not in self._scalar_names:
             self._scalar_names[value] = self.initializer(value, "scalar")
         return self._scalar_names[value]
+
+    def shape_initializer(self, shape):
+        """An int64 initializer holding a shape, for Reshape."""
+        return self.int64_initializer(shape, "shape")
+
+    def int64_initializer(self, values, name):
+        """An int64 initializer (labels, shapes), whatever the graph's float dtype."""
+        values = np.asarray(values, dtype=np.int64)
+        unique_name = self.scope.get_unique_variable_name(name)
+        self.container.add_initializer(unique_name, TensorProto.INT64, list(values.shape), values.ravel())
+        return unique_name
 
     def parameter(self, tensor, name):
         """The name of the initializer holding a torch parameter, added on first use."""
@@ -339,6 +351,34 @@ def convert_regressor(scope, operator, container):
     )
 
 
+# ------------------------------------------- StackedAutoencoderOutlierDetector
+
+
+def calculate_detector_output_shapes(operator):
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=2)
+    check_input_and_output_types(operator, good_input_types=FLOAT_TENSOR_TYPES)
+    n_rows = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = Int64TensorType([n_rows])
+    operator.outputs[1].type = _float_output_type(operator, 1)
+
+
+def convert_detector(scope, operator, container):
+    """``predict`` (``label``: +1 or -1) and ``decision_function`` (``scores``), as for IsolationForest."""
+    model = operator.raw_operator
+    nodes = _network_nodes(scope, operator, container)
+    inputs = operator.inputs[0].full_name
+    if model.scale_ is not None:
+        centred = nodes.node("Sub", inputs, nodes.initializer(model.center_, "center"))
+        inputs = nodes.node("Div", centred, nodes.initializer(model.scale_, "scale"))
+    scores = nodes.negative_reconstruction_errors(inputs, nodes.encode(inputs), model.loss)
+    decision = nodes.node("Sub", scores, nodes.scalar(model.offset_), output=operator.outputs[1].full_name)
+    outlier = nodes.node("Less", nodes.node("Reshape", decision, nodes.shape_initializer([-1])), nodes.scalar(0.0))
+    labels = nodes.node(
+        "Where", outlier, nodes.int64_initializer([-1], "outlier"), nodes.int64_initializer([1], "inlier")
+    )
+    nodes.node("Identity", labels, output=operator.outputs[0].full_name)
+
+
 # --------------------------------------------------------------- registering
 
 
@@ -373,6 +413,9 @@ REGISTRATIONS = {
     ),
     StackedAutoencoderRegressor: Registration(
         "SkStackaeStackedAutoencoderRegressor", calculate_regressor_output_shapes, convert_regressor
+    ),
+    StackedAutoencoderOutlierDetector: Registration(
+        "SkStackaeStackedAutoencoderOutlierDetector", calculate_detector_output_shapes, convert_detector
     ),
 }
 

@@ -17,7 +17,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 import sk_stackae.onnx  # noqa: F401  (registers the converters)
-from sk_stackae import StackedAutoencoder, StackedAutoencoderClassifier, StackedAutoencoderRegressor
+from sk_stackae import (
+    StackedAutoencoder,
+    StackedAutoencoderClassifier,
+    StackedAutoencoderOutlierDetector,
+    StackedAutoencoderRegressor,
+)
 from sk_stackae._network import ACTIVATIONS
 from sk_stackae._onnx import ACTIVATION_NODES
 
@@ -191,6 +196,28 @@ def test_regressor_predictions_match_predict_one_column_per_output(digits_small,
     assert predictions.shape == (len(X), n_outputs)
     assert predictions.dtype == dtype
     np.testing.assert_allclose(predictions, model.predict(X).reshape(len(X), n_outputs), **TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("standardize", [True, False])
+def test_detector_labels_and_scores_match_predict_and_decision_function(digits_small, dtype, standardize):
+    X, _ = digits_small
+    model = StackedAutoencoderOutlierDetector(standardize=standardize, contamination=0.1, **FAST).fit(X)
+    X = X.astype(dtype)
+    outputs = run(session_for(model, X), X)
+    assert outputs["scores"].dtype == dtype and outputs["label"].dtype == np.int64
+    np.testing.assert_allclose(outputs["scores"].ravel(), model.decision_function(X), **TOLERANCES[dtype])
+    # A row right at the threshold could fall either way by rounding: none is here.
+    np.testing.assert_array_equal(outputs["label"], model.predict(X))
+    assert set(outputs["label"]) == {-1, 1}
+
+
+def test_scaler_then_detector_pipeline_matches_predict(digits):
+    X = (digits[0] * 16).astype(np.float32)
+    pipeline = make_pipeline(StandardScaler(), StackedAutoencoderOutlierDetector(standardize=False, **FAST)).fit(X)
+    outputs = run(session_for(pipeline, X), X)
+    np.testing.assert_array_equal(outputs["label"], pipeline.predict(X))
+    np.testing.assert_allclose(outputs["scores"].ravel(), pipeline.decision_function(X), **TOLERANCES[np.float32])
 
 
 # -------------------------------------------------------------- pipelines
