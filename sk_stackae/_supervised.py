@@ -39,7 +39,7 @@ _SHARED_PARAMETERS_DOC = """
     hidden_layer_sizes : array-like of int or int, default=(256, 64)
         Widths of the encoder layers; the prediction head sits on the last.
 
-    activation : {"relu", "leaky_relu", "elu", "gelu", "tanh", "logistic", \\
+    activation : {"relu", "leaky_relu", "elu", "gelu", "tanh", "logistic", \
             "sigmoid", "identity"}, default="relu"
         Activation of the hidden layers, in the encoder and the decoder.
 
@@ -101,10 +101,15 @@ _SHARED_PARAMETERS_DOC = """
         Strength of the L2 penalty on the weights (AdamW: the decoupled
         weight decay).
 
-    noise : {"gaussian", "masking"} or None, default=None
-        Corruption of each phase's input during training (denoising).
+    noise : {"gaussian", "masking"} or None, default="masking"
+        Corruption of each phase's input during training: denoising
+        pretraining (Vincent et al., 2010), and in the supervised fine-tune
+        a random masking of the inputs. On MNIST with 1000 labels, masking
+        pretraining took the test error from 10.8 % (plain greedy
+        pretraining, worse than none at 9.5 %) to 7.6 %
+        (``benchmarks/RESULTS.md``); None turns it off.
 
-    noise_level : float, default=0.1
+    noise_level : float, default=0.25
         Standard deviation of the Gaussian noise, or fraction of masked
         inputs.
 
@@ -414,8 +419,8 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         optimizer="adam",
         momentum=0.9,
         alpha=0.0,
-        noise=None,
-        noise_level=0.1,
+        noise="masking",
+        noise_level=0.25,
         dropout=0.0,
         sparsity=0.0,
         sparsity_target=0.05,
@@ -595,6 +600,27 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         X = self._validate_inference_input(X)
         return scipy.special.log_softmax(self._scores(X), axis=1)
 
+    def score(self, X, y, sample_weight=None):
+        """The accuracy of :meth:`predict` on ``X`` against ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test rows.
+
+        y : array-like of shape (n_samples,)
+            Their true labels.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows.
+
+        Returns
+        -------
+        score : float
+            The share of rows classified right (weighted).
+        """
+        return super().score(X, y, sample_weight=sample_weight)
+
     def predict(self, X):
         """The most probable class of each row.
 
@@ -700,8 +726,8 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         optimizer="adam",
         momentum=0.9,
         alpha=0.0,
-        noise=None,
-        noise_level=0.1,
+        noise="masking",
+        noise_level=0.25,
         dropout=0.0,
         sparsity=0.0,
         sparsity_target=0.05,
@@ -841,6 +867,28 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         X = self._validate_inference_input(X)
         predictions = self._scores(X) * self._target_scale.astype(X.dtype) + self._target_mean.astype(X.dtype)
         return predictions.ravel() if self._y_ndim == 1 else predictions
+
+    def score(self, X, y, sample_weight=None):
+        """The coefficient of determination R² of :meth:`predict` on ``X`` against ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test rows.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Their true targets.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows.
+
+        Returns
+        -------
+        score : float
+            R², averaged uniformly over the outputs: 1 for perfect
+            predictions, 0 for always predicting the mean.
+        """
+        return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
