@@ -589,6 +589,7 @@ def classifier_speed(report, device, X_train, y_train, X_test, y_test, epochs, q
             finetune_epochs=epochs,
             batch_size=256,
             precision=precision,
+            noise=None,
             device=str(device),
             random_state=0,
         )
