@@ -18,7 +18,6 @@ class SingleProcess:
     """The one process there is: nothing to agree with."""
 
     world_size = 1
-    rank = 0
 
     def broadcast_parameters(self, parameters):
         pass
@@ -41,7 +40,6 @@ class ProcessGroup(SingleProcess):
 
     def __init__(self):
         self.world_size = dist.get_world_size()
-        self.rank = dist.get_rank()
 
     def broadcast_parameters(self, parameters):
         """Give every replica rank 0's weights, whatever seed each process drew."""
