@@ -250,7 +250,7 @@ def run_regression(args):
         "StackedAutoencoderRegressor (no pretraining)": StackedAutoencoderRegressor(
             (32, 16), pretrain_epochs=0, finetune_epochs=200, batch_size=32, device="cpu", random_state=0
         ),
-        "MLPRegressor": MLPRegressor((32, 16), batch_size=32, max_iter=200, random_state=0),
+        "MLPRegressor": MLPRegressor(hidden_layer_sizes=(32, 16), batch_size=32, max_iter=200, random_state=0),
     }
     rows = []
     for name, model in contenders.items():
