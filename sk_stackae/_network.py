@@ -265,26 +265,13 @@ class StackedAutoencoderNetwork(nn.Module):
         ``dropout`` acts on every hidden layer, the code layer included, as
         in :meth:`reconstruct`.
         """
-        codes = []
-        hidden = inputs
-        for k in range(self.n_layers):
-            code = self.encode_layer(k, hidden)
-            codes.append(code)
-            hidden = self._drop(code, dropout, generator)
+        hidden, codes = self._encode_for_training(inputs, dropout, generator)
         return self.head(hidden), codes
 
     def predict_and_reconstruct(self, inputs, *, dropout=0.0, generator=None):
         """``((head output, reconstruction before its activation), codes)``, from one pass through the encoder."""
-        codes = []
-        hidden = inputs
-        for k in range(self.n_layers):
-            code = self.encode_layer(k, hidden)
-            codes.append(code)
-            hidden = self._drop(code, dropout, generator)
-        scores = self.head(hidden)
-        for k in range(self.n_layers - 1, 0, -1):
-            hidden = self._drop(self.decode_layer(k, hidden), dropout, generator)
-        return (scores, self.decoder[0](hidden)), codes
+        hidden, codes = self._encode_for_training(inputs, dropout, generator)
+        return (self.head(hidden), self._decode_for_training(hidden, dropout, generator)), codes
 
     @torch.no_grad()
     def start_reconstruction_at(self, k, target_mean):
@@ -386,15 +373,25 @@ class StackedAutoencoderNetwork(nn.Module):
 
         ``codes`` holds the output of every encoder layer, before dropout.
         """
+        hidden, codes = self._encode_for_training(inputs, dropout, generator)
+        return self._decode_for_training(hidden, dropout, generator), codes
+
+    def _encode_for_training(self, inputs, dropout, generator):
+        """The codes after dropout, and every layer's output before it."""
         codes = []
         hidden = inputs
         for k in range(self.n_layers):
             code = self.encode_layer(k, hidden)
             codes.append(code)
             hidden = self._drop(code, dropout, generator)
+        return hidden, codes
+
+    def _decode_for_training(self, codes, dropout, generator):
+        """The reconstruction of ``codes`` before its activation, with dropout on the hidden layers."""
+        hidden = codes
         for k in range(self.n_layers - 1, 0, -1):
             hidden = self._drop(self.decode_layer(k, hidden), dropout, generator)
-        return self.decoder[0](hidden), codes
+        return self.decoder[0](hidden)
 
 
 class Encoder(nn.Module):
