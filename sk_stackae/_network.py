@@ -16,6 +16,8 @@ output is the reconstruction. Pretraining phase ``k`` trains exactly the pair
 ``k`` as a shallow autoencoder on ``h[k]``.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,6 +37,20 @@ ACTIVATIONS = {
     "leaky_relu": F.leaky_relu,
     "elu": F.elu,
     "gelu": F.gelu,
+}
+
+# The gradient with respect to an activation's input, from the gradient with
+# respect to its output: ``gradient(grad_output, input, output)``. These are
+# the kernels autograd itself runs for each activation.
+ACTIVATION_GRADIENTS = {
+    "identity": lambda grad, z, h: grad,
+    "logistic": lambda grad, z, h: torch.ops.aten.sigmoid_backward(grad, h),
+    "sigmoid": lambda grad, z, h: torch.ops.aten.sigmoid_backward(grad, h),
+    "tanh": lambda grad, z, h: torch.ops.aten.tanh_backward(grad, h),
+    "relu": lambda grad, z, h: torch.ops.aten.threshold_backward(grad, h, 0),
+    "leaky_relu": lambda grad, z, h: torch.ops.aten.leaky_relu_backward(grad, z, 0.01, False),
+    "elu": lambda grad, z, h: torch.ops.aten.elu_backward(grad, 1.0, 1, 1, False, z),
+    "gelu": lambda grad, z, h: torch.ops.aten.gelu_backward(grad, z),
 }
 
 # Activations that keep every value inside (0, 1): the KL sparsity penalty
@@ -146,6 +162,49 @@ class TiedDenseLayer(nn.Module):
 
     def forward(self, x):
         return F.linear(x, self.encoder_layer.weight.t(), self.bias)
+
+
+@dataclass(frozen=True)
+class AffineStep:
+    """One dense layer of a training pass: ``activation(x @ weight.T + bias)``, then dropout.
+
+    Attributes
+    ----------
+    weight, bias : torch.nn.Parameter
+        The layer's parameters; a tied decoder layer holds its encoder
+        layer's weight.
+    transposed : bool
+        Whether the layer multiplies by ``weight`` instead of ``weight.T``
+        (a tied decoder layer).
+    activation : str or None
+        A key of ``ACTIVATIONS``; None for a pass's output, which the loss
+        takes before its activation.
+    dropout : bool
+        Whether the pass drops units of this layer's output.
+    """
+
+    weight: nn.Parameter
+    bias: nn.Parameter
+    transposed: bool
+    activation: str | None
+    dropout: bool
+
+
+@dataclass(frozen=True)
+class DensePath:
+    """A training pass as plain layers: a trunk, then one or more branches on its output.
+
+    The trunk's layer outputs are the pass's codes (sparsity penalties act
+    on them, before dropout). Each branch starts from the trunk's output
+    (after dropout) and ends in one of the pass's outputs: one branch gives
+    one output, two give the tuple ``(head output, reconstruction)`` of
+    :meth:`StackedAutoencoderNetwork.predict_and_reconstruct`. Dropout masks
+    are drawn in the order of the trunk, then of the branches, as the
+    passes of the network draw them.
+    """
+
+    trunk: list
+    branches: list
 
 
 class StackedAutoencoderNetwork(nn.Module):
@@ -375,6 +434,49 @@ class StackedAutoencoderNetwork(nn.Module):
         """
         hidden, codes = self._encode_for_training(inputs, dropout, generator)
         return self._decode_for_training(hidden, dropout, generator), codes
+
+    def training_path(self, forward):
+        """The layers that a training pass runs, as plain steps (see :class:`DensePath`).
+
+        Parameters
+        ----------
+        forward : callable
+            One of this network's training passes: :meth:`reconstruct`,
+            :meth:`predict_scores`, :meth:`predict_and_reconstruct`, or
+            ``functools.partial(network.reconstruct_layer, k)``.
+
+        Returns
+        -------
+        DensePath or None
+            The same computation, layer by layer, for a step that computes
+            its gradients by hand; None for any other callable.
+        """
+        encoder = [self._affine(self.encoder[k], self.encoder_activation_names[k], True) for k in range(self.n_layers)]
+        decoder = [
+            self._affine(self.decoder[k], self.decoder_activation_names[k], True)
+            for k in range(self.n_layers - 1, 0, -1)
+        ]
+        decoder.append(self._affine(self.decoder[0], None, False))
+        head = [] if self.head is None else [self._affine(self.head, None, False)]
+        layer = getattr(forward, "func", None)
+        if getattr(layer, "__self__", None) is self and layer.__func__ is StackedAutoencoderNetwork.reconstruct_layer:
+            (k,) = forward.args
+            return DensePath([encoder[k]], [[self._affine(self.decoder[k], None, False)]])
+        if getattr(forward, "__self__", None) is not self:
+            return None
+        paths = {
+            StackedAutoencoderNetwork.reconstruct: lambda: DensePath(encoder, [decoder]),
+            StackedAutoencoderNetwork.predict_scores: lambda: DensePath(encoder, [head]),
+            StackedAutoencoderNetwork.predict_and_reconstruct: lambda: DensePath(encoder, [head, decoder]),
+        }
+        path = paths.get(forward.__func__)
+        return None if path is None else path()
+
+    @staticmethod
+    def _affine(layer, activation, dropout):
+        if isinstance(layer, TiedDenseLayer):
+            return AffineStep(layer.encoder_layer.weight, layer.bias, True, activation, dropout)
+        return AffineStep(layer.weight, layer.bias, False, activation, dropout)
 
     def _encode_for_training(self, inputs, dropout, generator):
         """The codes after dropout, and every layer's output before it."""

@@ -320,7 +320,8 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
     pretraining was invented for (Bengio et al., 2007).
 
     ``pretrain_epochs=0`` gives a plain multilayer perceptron of the same
-    shape, trained like :class:`~sklearn.neural_network.MLPClassifier`.
+    shape, trained like :class:`~sklearn.neural_network.MLPClassifier`
+    (with ``noise=None``; the default masks inputs during training).
 
     Read more in the :ref:`User Guide <supervised>`.
 

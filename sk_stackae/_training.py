@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from ._data import TensorRows, inference_batch_size
 from ._device import tree_to_numpy, tree_to_torch
 from ._distributed import SingleProcess
+from ._fast_step import DirectAdamUpdate, fast_step_for
 from ._listeners import TrainingListener
-from ._network import ACTIVATIONS, UNIT_INTERVAL_ACTIVATIONS
+from ._network import ACTIVATION_GRADIENTS, ACTIVATIONS, UNIT_INTERVAL_ACTIVATIONS
 from ._warnings import warn_at_caller
 
 
@@ -50,7 +51,21 @@ class ReconstructionLoss:
 
     def __init__(self, kind, activation):
         self.kind = kind
+        self.activation_name = activation
         self.activation = ACTIVATIONS[activation]
+
+    def value_and_gradient(self, pre_activation, clean, target=None):
+        """The loss of :meth:`__call__` and its gradient with respect to ``pre_activation``, by hand."""
+        n_elements = pre_activation.numel()
+        if self.kind == "bce":
+            value = F.binary_cross_entropy_with_logits(pre_activation, clean)
+            return value, torch.sigmoid(pre_activation).sub_(clean).div_(n_elements)
+        output = self.activation(pre_activation)
+        difference = output - clean
+        flat = difference.view(-1)
+        value = torch.dot(flat, flat).div_(n_elements)
+        gradient = difference.mul_(2.0 / n_elements)
+        return value, ACTIVATION_GRADIENTS[self.activation_name](gradient, pre_activation, output)
 
     def __call__(self, pre_activation, clean, target=None):
         """Mean over every element of the batch."""
@@ -147,6 +162,45 @@ class SupervisedLoss:
         predicted = scores.detach().argmax(dim=1)
         summed = F.cross_entropy(scores, predicted, reduction="none").mul(unlabeled).sum()
         return summed / unlabeled.sum().clamp(min=1)
+
+    def value_and_gradient(self, output, clean, target):
+        """The loss of :meth:`__call__` and its gradient with respect to ``output``, by hand.
+
+        The gradient has the structure of ``output``: one tensor, or a pair
+        with the reconstruction's.
+        """
+        scores, reconstruction = output if self.reconstruction_weight else (output, None)
+        if self.task == "classification":
+            labeled = target >= 0
+            count = labeled.sum().clamp(min=1)
+            log_probabilities = torch.log_softmax(scores, dim=1)
+            probabilities = log_probabilities.exp()
+            picked = log_probabilities.gather(1, target.clamp(min=0).unsqueeze(1)).squeeze(1)
+            row_weights = labeled.to(scores.dtype) / count
+            value = -torch.dot(picked, row_weights)
+            # Softmax cross-entropy: d/dscores = probabilities - one-hot(target).
+            gradient = probabilities.scatter_add(
+                1, target.clamp(min=0).unsqueeze(1), probabilities.new_full((len(scores), 1), -1.0)
+            ).mul_(row_weights.unsqueeze(1))
+            if self.pseudo_label_weight:
+                unlabeled = ~labeled
+                predicted = scores.argmax(dim=1, keepdim=True)
+                pseudo_weights = unlabeled.to(scores.dtype) * (self.pseudo_label_weight / unlabeled.sum().clamp(min=1))
+                value = value - torch.dot(log_probabilities.gather(1, predicted).squeeze(1), pseudo_weights)
+                pseudo = probabilities.scatter_add(1, predicted, probabilities.new_full((len(scores), 1), -1.0))
+                gradient.add_(pseudo.mul_(pseudo_weights.unsqueeze(1)))
+        else:
+            labeled = ~torch.isnan(target[:, 0])
+            count = labeled.sum().clamp(min=1)
+            difference = scores - target.nan_to_num()
+            row_weights = labeled.to(scores.dtype) / count
+            value = torch.dot(difference.square().mean(dim=1), row_weights)
+            gradient = difference.mul_(row_weights.unsqueeze(1) * (2.0 / scores.shape[1]))
+        if reconstruction is None:
+            return value, gradient
+        reconstruction_value, reconstruction_gradient = self.reconstruction.value_and_gradient(reconstruction, clean)
+        value = value + self.reconstruction_weight * reconstruction_value
+        return value, (gradient, reconstruction_gradient.mul_(self.reconstruction_weight))
 
     def __call__(self, output, clean, target):
         scores, reconstruction = output if self.reconstruction_weight else (output, None)
@@ -644,6 +698,9 @@ class _PhaseTrainer:
         self.optimizer = optimizer or make_optimizer(options, phase.parameters, self.batch_size)
         self.objective = _Objective(phase, options, _device_generator(generator, self.rows.device))
         self.graphs = _CudaGraphSteps(self) if _worth_a_cuda_graph(self) else None
+        # On the CPU, dense passes skip autograd: gradients derived by hand.
+        self.fast_step = None if self.graphs is not None else fast_step_for(phase, self.objective, options)
+        self.direct_update = None
         self.result = PhaseResult(name=phase.name)
         self.early_stopping = None
         if options.early_stopping:
@@ -653,7 +710,7 @@ class _PhaseTrainer:
     def train(self):
         try:
             self.listener.phase_started(self.phase)
-            with matmul_precision(self.options.precision, self.rows.device):
+            with matmul_precision(self.options.precision, self.rows.device), _threads_for(self):
                 for epoch in range(1, self.phase.epochs + 1):
                     if self.run_epoch_and_check_stop(epoch):
                         self.result.stopped_early = True
@@ -726,6 +783,16 @@ class _PhaseTrainer:
         On a GPU, most steps replay CUDA graphs instead (see
         :class:`_CudaGraphSteps`); this is every other step.
         """
+        if self.fast_step is not None:
+            loss = self.fast_step(clean, target)
+            if self.direct_update is not None:
+                self.direct_update()
+            else:
+                # The first step creates the optimiser's state, which the
+                # direct update then works on.
+                self.optimizer.step()
+                self.direct_update = DirectAdamUpdate.for_optimizer(self.optimizer)
+            return loss
         total, loss = self.objective(clean, target)
         self.optimizer.zero_grad()
         total.backward()
@@ -737,6 +804,43 @@ class _PhaseTrainer:
         indices = self.phase.validation_indices
         batch_size = inference_batch_size((self.rows.n_columns,), self.batch_size)
         return validation_score(self.phase, indices, batch_size, self.replicas)
+
+
+# ---------------------------------------------------------------- threads
+
+# A CPU step of fewer floating-point operations than this runs faster on one
+# thread than on two: the second thread's share of the work is smaller than
+# what handing it over costs. Measured on a 2-core Xeon, full fits of
+# autoencoders at batch 256 (benchmarks/RESULTS.md, "Threads"): 7.9 MFLOP per
+# step, one thread 17 % faster; 31 MFLOP, even; 113 MFLOP and up, two
+# threads 36 to 63 % faster.
+_ONE_THREAD_BELOW_FLOPS = 25e6
+
+
+def step_flops(path, batch_size):
+    """Floating-point operations of one training step over ``path``: forward, and backward twice."""
+    layers = [*path.trunk, *(step for branch in path.branches for step in branch)]
+    return 6 * batch_size * sum(step.weight.numel() for step in layers)
+
+
+@contextmanager
+def _threads_for(trainer):
+    """One torch thread for a CPU phase whose steps are too small to share, the caller's count back after.
+
+    The count only ever goes down, so a limit set by the caller (``torch.set_num_threads``,
+    threadpoolctl, joblib's workers) holds.
+    """
+    threads = torch.get_num_threads()
+    path = trainer.fast_step.path if trainer.fast_step is not None else None
+    small = path is not None and step_flops(path, trainer.batch_size) < _ONE_THREAD_BELOW_FLOPS
+    if trainer.rows.device.type != "cpu" or threads == 1 or not small:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------ CUDA graphs

@@ -8,6 +8,7 @@ import torch
 
 from sk_stackae import StackedAutoencoder
 from sk_stackae._data import inference_batch_size
+from sk_stackae._fast_step import FastStep
 from sk_stackae._listeners import TrainingListener, listening
 from sk_stackae._network import DenseLayer
 
@@ -46,15 +47,26 @@ class PhaseRecorder(TrainingListener):
 
 @pytest.fixture
 def counting_forward(monkeypatch):
-    """Count the forward calls of every dense layer."""
+    """Count the forward calls of every dense layer, by its bias, on either training step.
+
+    The autograd step calls the layer modules; the fast step of the CPU runs
+    the same layers from their parameters (a tied decoder layer's weight is
+    its encoder's, so its own bias is what names it).
+    """
     forward_calls = Counter()
     original_forward = DenseLayer.forward
+    original_fast_forward = FastStep._layer_forward
 
     def counted(layer, x):
-        forward_calls[layer] += 1
+        forward_calls[layer.bias] += 1
         return original_forward(layer, x)
 
+    def counted_fast(fast_step, step, inputs):
+        forward_calls[step.bias] += 1
+        return original_fast_forward(fast_step, step, inputs)
+
     monkeypatch.setattr(DenseLayer, "forward", counted)
+    monkeypatch.setattr(FastStep, "_layer_forward", counted_fast)
     return forward_calls
 
 
@@ -74,7 +86,7 @@ def test_each_phase_runs_only_its_own_layer_pair(recorded_fit, blobs):
     n_batches = 3 * int(np.ceil(len(blobs) / 16))
     assert [p["name"] for p in phases] == ["pretrain layer 1/3", "pretrain layer 2/3", "pretrain layer 3/3"]
     for k, phase in enumerate(phases):
-        expected = Counter({network.encoder[k]: n_batches, network.decoder[k]: n_batches})
+        expected = Counter({network.encoder[k].bias: n_batches, network.decoder[k].bias: n_batches})
         assert phase["calls"] == expected, phase["name"]
 
 
@@ -86,10 +98,10 @@ def test_lower_layers_run_once_to_fill_the_cache(recorded_fit, blobs):
     # set (one large no-grad batch here), and nothing else runs.
     for k in range(2):
         between = phases[k + 1]["calls_before"] - (phases[k]["calls_before"] + phases[k]["calls"])
-        assert between == Counter({network.encoder[k]: 1})
+        assert between == Counter({network.encoder[k].bias: 1})
     # Over the whole fit, the first layer ran for its own phase and the cache
     # only, not once per batch of the deeper phases.
-    assert calls[network.encoder[0]] == n_batches + 1
+    assert calls[network.encoder[0].bias] == n_batches + 1
 
 
 def test_later_phases_leave_frozen_weights_bit_for_bit_unchanged(recorded_fit):
@@ -116,7 +128,7 @@ def test_the_cache_runs_in_inference_batches_not_training_batches(counting_forwa
         model.fit(X)
     (cache,) = recorder.caches
     assert cache["layer"] == 1
-    assert cache["calls"] == Counter({model.network_.encoder[0]: 10})
+    assert cache["calls"] == Counter({model.network_.encoder[0].bias: 10})
 
 
 def test_cached_codes_are_the_frozen_layers_output_without_autograd(recorded_fit, blobs):

@@ -1,0 +1,477 @@
+"""The hand-derived training step against the autograd step it replaces on the CPU."""
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_diabetes, load_digits
+from sklearn.preprocessing import StandardScaler
+
+from sk_stackae import (
+    StackedAutoencoder,
+    StackedAutoencoderClassifier,
+    StackedAutoencoderOutlierDetector,
+    StackedAutoencoderRegressor,
+)
+from sk_stackae._data import TensorRows
+from sk_stackae._fast_step import DirectAdamUpdate, FastStep, fast_step_for
+from sk_stackae._listeners import TrainingListener, listening
+from sk_stackae._network import ACTIVATIONS, StackedAutoencoderNetwork
+from sk_stackae._training import (
+    Phase,
+    ReconstructionLoss,
+    SupervisedLoss,
+    TrainingOptions,
+    _Objective,
+    _PhaseTrainer,
+)
+
+N_ROWS, N_FEATURES = 24, 7
+
+
+def network_for(activation, tied, n_outputs=None, dtype=torch.float32):
+    network = StackedAutoencoderNetwork(
+        N_FEATURES,
+        (5, 3),
+        activation=activation,
+        code_activation="sigmoid" if activation == "relu" else activation,
+        output_activation="sigmoid",
+        tied_weights=tied,
+        n_outputs=n_outputs,
+    )
+    network.reset_parameters(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        # Away from the mean-starting zeros, so that every gradient is informative.
+        for parameter in network.parameters():
+            parameter.add_(0.1 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)))
+    return network.to(dtype)
+
+
+def batch(dtype=torch.float32):
+    generator = torch.Generator().manual_seed(2)
+    return torch.rand(N_ROWS, N_FEATURES, generator=generator, dtype=dtype)
+
+
+def gradients(step_fn, parameters):
+    for parameter in parameters:
+        parameter.grad = None
+    loss = step_fn()
+    return loss, [None if p.grad is None else p.grad.clone() for p in parameters]
+
+
+def both_gradients(phase, options, clean, target):
+    """The loss and gradients of the autograd step and of the fast step, from the same random draws."""
+    reference = _Objective(phase, options, torch.Generator().manual_seed(3))
+
+    def autograd_step():
+        total, loss = reference(clean, target)
+        total.backward()
+        return loss.detach()
+
+    fast = FastStep(
+        phase.forward.__self__.training_path(phase.forward)
+        if hasattr(phase.forward, "__self__")
+        else phase.forward.func.__self__.training_path(phase.forward),
+        phase.loss,
+        phase.parameters,
+        _Objective(phase, options, torch.Generator().manual_seed(3)),
+    )
+    expected = gradients(autograd_step, phase.parameters)
+    got = gradients(lambda: fast(clean, target), phase.parameters)
+    return expected, got
+
+
+def assert_same(expected, got, dtype=torch.float32):
+    (expected_loss, expected_grads), (loss, grads) = expected, got
+    tolerance = {"rtol": 1e-4, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    torch.testing.assert_close(loss, expected_loss, **tolerance)
+    assert len(grads) == len(expected_grads)
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        assert expected_grad is not None and grad is not None
+        assert grad.abs().sum() > 0
+        torch.testing.assert_close(grad, expected_grad, **tolerance)
+
+
+OPTION_SETS = {
+    "plain": {},
+    "masking noise": {"noise": "masking", "noise_level": 0.3},
+    "gaussian noise": {"noise": "gaussian", "noise_level": 0.2},
+    "dropout": {"dropout": 0.3},
+    "sparsity": {"sparsity": 0.5, "sparsity_target": 0.1},
+    "everything": {"noise": "masking", "noise_level": 0.2, "dropout": 0.2, "sparsity": 0.3},
+}
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+@pytest.mark.parametrize("options", OPTION_SETS, ids=str)
+def test_the_whole_stack_gets_the_gradients_of_autograd(activation, tied, loss, options):
+    network = network_for(activation, tied)
+    clean = batch()
+    phase = Phase(
+        name="finetune",
+        parameters=list(network.parameters()),
+        forward=network.reconstruct,
+        loss=ReconstructionLoss(loss, "sigmoid"),
+        code_activations=list(network.encoder_activation_names),
+        rows=TensorRows(clean),
+        epochs=1,
+    )
+    assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), clean, None))
+
+
+@pytest.mark.parametrize("k", [0, 1])
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("options", ["plain", "everything"])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "gelu"])
+def test_a_pretraining_phase_gets_the_gradients_of_autograd(k, tied, options, activation):
+    network = network_for(activation, tied)
+    inputs = batch() if k == 0 else network.encode(batch(), n_layers=1).detach()
+    phase = Phase(
+        name=f"pretrain layer {k + 1}/2",
+        parameters=network.layer_parameters(k),
+        forward=functools.partial(network.reconstruct_layer, k),
+        loss=ReconstructionLoss("bce" if k == 0 else "mse", network.decoder_activation_names[k]),
+        code_activations=[network.encoder_activation_names[k]],
+        rows=TensorRows(inputs),
+        epochs=1,
+    )
+    assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), inputs, None))
+
+
+def supervised_target(task, n_outputs):
+    generator = torch.Generator().manual_seed(4)
+    if task == "classification":
+        target = torch.randint(n_outputs, (N_ROWS,), generator=generator)
+        target[::3] = -1  # unlabeled rows
+        return target
+    target = torch.randn(N_ROWS, n_outputs, generator=generator)
+    target[::3] = float("nan")
+    return target
+
+
+@pytest.mark.parametrize(
+    ("task", "n_outputs", "reconstruction_weight", "pseudo_label_weight", "head_only"),
+    [
+        ("classification", 4, 0.0, 0.0, False),
+        ("classification", 2, 0.0, 0.0, False),
+        ("classification", 4, 0.7, 0.0, False),
+        ("classification", 4, 0.0, 0.4, False),
+        ("classification", 4, 0.7, 0.4, False),
+        ("classification", 4, 0.0, 0.0, True),
+        ("regression", 1, 0.0, 0.0, False),
+        ("regression", 3, 0.5, 0.0, False),
+        ("regression", 2, 0.0, 0.0, True),
+    ],
+)
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("options", ["plain", "everything"])
+def test_a_supervised_phase_gets_the_gradients_of_autograd(
+    task, n_outputs, reconstruction_weight, pseudo_label_weight, head_only, tied, options
+):
+    network = network_for("relu", tied, n_outputs=n_outputs)
+    clean = batch()
+    reconstruction = reconstruction_weight > 0
+    if head_only:
+        parameters = list(network.head.parameters())
+    elif reconstruction:
+        parameters = list(network.parameters())
+    else:
+        parameters = [*network.encoder.parameters(), *network.head.parameters()]
+    phase = Phase(
+        name="supervised fine-tune",
+        parameters=parameters,
+        forward=network.predict_and_reconstruct if reconstruction else network.predict_scores,
+        loss=SupervisedLoss(
+            task,
+            ReconstructionLoss("bce", "sigmoid") if reconstruction else None,
+            reconstruction_weight,
+            pseudo_label_weight,
+        ),
+        code_activations=list(network.encoder_activation_names),
+        rows=TensorRows(clean),
+        epochs=1,
+    )
+    target = supervised_target(task, n_outputs)
+    assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), clean, target))
+
+
+@pytest.mark.parametrize(("dtype", "fast"), [(torch.float32, True), (torch.float64, False)])
+def test_only_float32_networks_take_the_fast_step(dtype, fast):
+    # Training runs in float32, and the reference computes its losses in
+    # float32 whatever the network: a float64 network keeps the reference.
+    network = network_for("tanh", tied=True, dtype=dtype)
+    clean = batch(dtype)
+    phase = Phase(
+        name="finetune",
+        parameters=list(network.parameters()),
+        forward=network.reconstruct,
+        loss=ReconstructionLoss("mse", "sigmoid"),
+        code_activations=list(network.encoder_activation_names),
+        rows=TensorRows(clean),
+        epochs=1,
+    )
+    options = TrainingOptions()
+    assert (fast_step_for(phase, _Objective(phase, options, torch.Generator()), options) is not None) is fast
+
+
+# ------------------------------------------------- where it runs, and fits
+
+
+@pytest.fixture
+def spy_on_trainers(monkeypatch):
+    """The fast step each phase trainer made (None for the autograd step), by phase name."""
+    made = {}
+    original = _PhaseTrainer.__init__
+
+    def recording_init(self, phase, options, generator, listener, optimizer):
+        original(self, phase, options, generator, listener, optimizer)
+        made[phase.name] = self.fast_step
+
+    monkeypatch.setattr(_PhaseTrainer, "__init__", recording_init)
+    return made
+
+
+def test_every_phase_of_every_estimator_takes_the_fast_step_on_the_cpu(spy_on_trainers):
+    X, y = load_digits(return_X_y=True)
+    X = X[:200] / 16.0
+    y_few = np.where(np.arange(200) % 4 == 0, y[:200], -1)
+    StackedAutoencoder((16, 8), pretrain_epochs=1, finetune_epochs=1, random_state=0).fit(X)
+    StackedAutoencoderClassifier(
+        (16, 8),
+        pretrain_epochs=1,
+        unsupervised_finetune_epochs=1,
+        head_warmup_epochs=1,
+        finetune_epochs=1,
+        reconstruction_weight=0.5,
+        unlabeled_label=-1,
+        random_state=0,
+    ).fit(X, y_few)
+    StackedAutoencoderOutlierDetector((16, 8), pretrain_epochs=1, finetune_epochs=1, random_state=0).fit(X)
+    assert len(spy_on_trainers) >= 5
+    assert all(step is not None for step in spy_on_trainers.values()), spy_on_trainers
+
+
+def test_the_switch_and_bfloat16_keep_the_autograd_step(spy_on_trainers, monkeypatch):
+    X = load_digits().data[:100] / 16.0
+    with pytest.warns(UserWarning):  # bfloat16 on a processor without bfloat16 units
+        StackedAutoencoder((8,), pretrain_epochs=1, finetune_epochs=0, precision="bfloat16").fit(X)
+    assert list(spy_on_trainers.values()) == [None]
+    spy_on_trainers.clear()
+    monkeypatch.setenv("SK_STACKAE_FAST_STEP", "0")
+    StackedAutoencoder((8,), pretrain_epochs=1, finetune_epochs=0).fit(X)
+    assert list(spy_on_trainers.values()) == [None]
+
+
+def fit_both_ways(monkeypatch, make, X, y=None):
+    monkeypatch.setenv("SK_STACKAE_FAST_STEP", "0")
+    reference = make().fit(X, y)
+    monkeypatch.setenv("SK_STACKAE_FAST_STEP", "1")
+    fast = make().fit(X, y)
+    return reference, fast
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"tied_weights": True, "loss": "bce", "activation": "logistic", "output_activation": "logistic"},
+        {"noise": "masking", "noise_level": 0.3, "dropout": 0.1, "sparsity": 0.1, "alpha": 1e-3},
+        {"optimizer": "sgd", "learning_rate": 0.05, "activation": "tanh"},
+    ],
+    ids=["default", "tied-bce-logistic", "noise-dropout-sparsity-alpha", "sgd-tanh"],
+)
+def test_an_autoencoder_fit_follows_the_same_loss_curve(monkeypatch, params):
+    X = load_digits().data[:300] / 16.0
+
+    def make():
+        return StackedAutoencoder(
+            (16, 8), pretrain_epochs=3, finetune_epochs=5, batch_size=32, random_state=0, **params
+        )
+
+    reference, fast = fit_both_ways(monkeypatch, make, X)
+    for curve, expected in zip(fast.pretrain_loss_curves_, reference.pretrain_loss_curves_, strict=True):
+        np.testing.assert_allclose(curve, expected, rtol=1e-4)
+    np.testing.assert_allclose(fast.loss_curve_, reference.loss_curve_, rtol=1e-4)
+    np.testing.assert_allclose(fast.transform(X), reference.transform(X), rtol=1e-3, atol=1e-5)
+
+
+def test_supervised_fits_follow_the_same_loss_curve(monkeypatch):
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    y_few = np.where(np.arange(300) % 3 == 0, y, -1)
+
+    def classifier():
+        return StackedAutoencoderClassifier(
+            (16, 8),
+            pretrain_epochs=2,
+            head_warmup_epochs=2,
+            finetune_epochs=4,
+            reconstruction_weight=0.5,
+            pseudo_label_weight=0.2,
+            unlabeled_label=-1,
+            batch_size=32,
+            random_state=0,
+        )
+
+    reference, fast = fit_both_ways(monkeypatch, classifier, X, y_few)
+    np.testing.assert_allclose(fast.pretrain_loss_curves_[0], reference.pretrain_loss_curves_[0], rtol=1e-4)
+    np.testing.assert_allclose(fast.loss_curve_, reference.loss_curve_, rtol=1e-4)
+    np.testing.assert_allclose(fast.predict_proba(X), reference.predict_proba(X), rtol=1e-3, atol=1e-5)
+
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+
+    def regressor():
+        return StackedAutoencoderRegressor((8, 4), pretrain_epochs=2, finetune_epochs=5, batch_size=32, random_state=0)
+
+    reference, fast = fit_both_ways(monkeypatch, regressor, X, y)
+    np.testing.assert_allclose(fast.loss_curve_, reference.loss_curve_, rtol=1e-4)
+
+
+def test_only_dense_passes_of_the_network_take_the_fast_step():
+    network = network_for("relu", tied=False)
+    clean = batch()
+    options = TrainingOptions()
+
+    def phase_with(forward):
+        return Phase(
+            name="p",
+            parameters=list(network.parameters()),
+            forward=forward,
+            loss=ReconstructionLoss("mse", "sigmoid"),
+            code_activations=list(network.encoder_activation_names),
+            rows=TensorRows(clean),
+            epochs=1,
+        )
+
+    def own_forward(inputs, dropout=0.0, generator=None):
+        return network.reconstruct(inputs)
+
+    for forward, fast in [
+        (network.reconstruct, True),
+        (functools.partial(network.reconstruct_layer, 1), True),
+        (own_forward, False),
+        (network.encode, False),
+    ]:
+        phase = phase_with(forward)
+        objective = _Objective(phase, options, torch.Generator())
+        assert (fast_step_for(phase, objective, options) is not None) is fast
+
+
+# ------------------------------------------------------- the direct update
+
+
+@pytest.mark.parametrize("optimizer_class", [torch.optim.Adam, torch.optim.AdamW])
+def test_the_direct_update_is_the_optimizers_own_step(optimizer_class):
+    def run(direct):
+        torch.manual_seed(0)
+        parameters = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(5))]
+        groups = [{"params": parameters[:1], "weight_decay": 0.1}, {"params": parameters[1:], "weight_decay": 0.0}]
+        optimizer = optimizer_class(groups, lr=0.01, fused=True)
+        update = None
+        for step in range(6):
+            for parameter in parameters:
+                parameter.grad = torch.sin(parameter.detach() * (step + 1))
+            if update is None:
+                optimizer.step()
+                update = DirectAdamUpdate.for_optimizer(optimizer) if direct else None
+                assert (update is not None) is direct
+            else:
+                update()
+        return parameters, optimizer
+
+    expected, reference = run(direct=False)
+    got, optimizer = run(direct=True)
+    for parameter, expected_parameter in zip(got, expected, strict=True):
+        torch.testing.assert_close(parameter, expected_parameter, rtol=0, atol=0)
+    # The optimiser's own state moved with it: its state_dict is the reference's.
+    state, reference_state = optimizer.state_dict()["state"], reference.state_dict()["state"]
+    for key in state:
+        for name in ("step", "exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(state[key][name], reference_state[key][name], rtol=0, atol=0)
+
+
+def test_the_direct_update_falls_back_to_the_optimizer_without_a_gradient():
+    parameters = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
+    optimizer = torch.optim.Adam(parameters, lr=0.1, fused=True)
+    for parameter in parameters:
+        parameter.grad = torch.ones_like(parameter)
+    optimizer.step()
+    update = DirectAdamUpdate.for_optimizer(optimizer)
+    parameters[1].grad = None
+    before = parameters[1].detach().clone()
+    update()
+    assert torch.equal(parameters[1].detach(), before)
+    assert [float(optimizer.state[p]["step"]) for p in parameters] == [2.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda p: torch.optim.SGD(p, lr=0.1, fused=True),
+        lambda p: torch.optim.Adam(p, lr=0.1),
+        lambda p: torch.optim.Adam(p, lr=0.1, fused=True, amsgrad=True),
+        lambda p: torch.optim.Adam(p, lr=torch.tensor(0.1), fused=True),
+    ],
+    ids=["sgd", "adam-not-fused", "amsgrad", "tensor-lr"],
+)
+def test_the_direct_update_leaves_other_optimizers_to_themselves(optimizer):
+    parameters = [torch.nn.Parameter(torch.ones(3))]
+    made = optimizer(parameters)
+    parameters[0].grad = torch.ones(3)
+    made.step()
+    assert DirectAdamUpdate.for_optimizer(made) is None
+
+
+# ---------------------------------------------------------------- threads
+
+
+class ThreadsSeen(TrainingListener):
+    def __init__(self):
+        self.threads = set()
+
+    def epoch_ended(self, phase, epoch, loss, seconds, validation_score=None):
+        self.threads.add(torch.get_num_threads())
+
+
+@pytest.fixture
+def two_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_a_small_network_trains_on_one_thread_and_gives_the_threads_back(two_threads):
+    X = load_digits().data[:300] / 16.0
+    seen = ThreadsSeen()
+    with listening(seen):
+        StackedAutoencoder((16, 8), pretrain_epochs=1, finetune_epochs=1, random_state=0).fit(X)
+    assert seen.threads == {1}
+    assert torch.get_num_threads() == 2
+
+
+def test_a_larger_network_keeps_the_callers_threads(two_threads):
+    X = np.random.default_rng(0).random((300, 256), dtype=np.float32)
+    seen = ThreadsSeen()
+    with listening(seen):
+        StackedAutoencoder((256, 64), pretrain_epochs=0, finetune_epochs=1, random_state=0).fit(X)
+    assert seen.threads == {2}
+    assert torch.get_num_threads() == 2
+
+
+def test_the_callers_limit_of_one_thread_holds():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        X = np.random.default_rng(0).random((300, 256), dtype=np.float32)
+        seen = ThreadsSeen()
+        with listening(seen):
+            StackedAutoencoder((256, 64), pretrain_epochs=0, finetune_epochs=1, random_state=0).fit(X)
+        assert seen.threads == {1}
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
