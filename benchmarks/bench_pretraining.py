@@ -32,7 +32,7 @@ import torch
 from _common import load_mnist_like, machine_description, print_table, synthetic_manifold
 
 from sk_stackae import StackedAutoencoder
-from sk_stackae._data import TensorRows, as_tensor
+from sk_stackae._data import Rows, TensorRows, as_tensor
 from sk_stackae._listeners import TrainingListener, listening
 from sk_stackae._network import StackedAutoencoderNetwork
 from sk_stackae._training import Phase, ReconstructionLoss, TrainingOptions, seeded_generator, train_phase
@@ -81,6 +81,27 @@ def cached_greedy(X, hidden, epochs, seed):
     return stopwatch.phase_seconds, stopwatch.cache_seconds, stopwatch.caches, model
 
 
+class FrozenCodeRows(Rows):
+    """The codes of frozen layers, computed on every batch from the input rows: the naive way's input.
+
+    Phase k sees ordinary rows (its phase is the cached way's phase, with the
+    same training step), but each batch first runs layers 1..k-1 without
+    autograd, as a hand-written greedy loop over ``X`` does.
+    """
+
+    def __init__(self, rows, network, k):
+        self.rows = rows
+        self.network = network
+        self.k = k
+        self.n_rows = rows.n_rows
+        self.n_columns = network.widths[k]
+        self.device, self.index_device = rows.device, rows.index_device
+
+    @torch.no_grad()
+    def take(self, indices):
+        return self.network.encode(self.rows.take(indices), n_layers=self.k)
+
+
 def naive_greedy(X, hidden, epochs, seed, device="cpu"):
     """Seconds of each phase when the frozen layers run on every batch instead of once."""
     network = StackedAutoencoderNetwork(
@@ -93,25 +114,16 @@ def naive_greedy(X, hidden, epochs, seed, device="cpu"):
     options = TrainingOptions(batch_size=256)
     seconds = []
     for k in range(network.n_layers):
-        frozen = partial(network.encode, n_layers=k)
-        target = {}
-
-        def forward(inputs, *, dropout=0.0, generator=None, frozen=frozen, target=target, k=k):
-            with torch.no_grad():
-                target["codes"] = frozen(inputs)
-            return network.reconstruct_layer(k, target["codes"], dropout=dropout, generator=generator)
-
-        base_loss = ReconstructionLoss("mse", network.decoder_activation_names[k])
         started = time.perf_counter()
         with torch.no_grad():
-            network.start_reconstruction_at(k, frozen(rows.tensor).mean(dim=0))
+            network.start_reconstruction_at(k, network.encode(rows.tensor, n_layers=k).mean(dim=0))
         phase = Phase(
             name=f"naive layer {k + 1}",
             parameters=network.layer_parameters(k),
-            forward=forward,
-            loss=lambda pre, clean, codes=None, base_loss=base_loss, target=target: base_loss(pre, target["codes"]),
+            forward=partial(network.reconstruct_layer, k),
+            loss=ReconstructionLoss("mse", network.decoder_activation_names[k]),
             code_activations=[network.encoder_activation_names[k]],
-            rows=rows,
+            rows=FrozenCodeRows(rows, network, k),
             epochs=epochs,
         )
         train_phase(phase, options, generator)

@@ -119,7 +119,9 @@ class Finetune:
         network = fit.network
         phase = Phase(
             name=FINETUNE_NAME,
-            parameters=list(network.parameters()),
+            # The encoder and the decoder: a prediction head plays no part in
+            # reconstructing.
+            parameters=network.autoencoder_parameters(),
             forward=network.reconstruct,
             loss=ReconstructionLoss(self.loss, self.output_activation),
             code_activations=list(network.encoder_activation_names),

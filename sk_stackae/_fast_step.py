@@ -25,6 +25,15 @@ from ._network import ACTIVATION_GRADIENTS, ACTIVATIONS, UNIT_INTERVAL_ACTIVATIO
 
 _PROBABILITY_EPS = 1e-6
 
+# Activations computed in place: their gradients need only their outputs.
+_IN_PLACE_ACTIVATIONS = {
+    "identity": lambda z: z,
+    "logistic": torch.sigmoid_,
+    "sigmoid": torch.sigmoid_,
+    "tanh": torch.tanh_,
+    "relu": torch.relu_,
+}
+
 
 def fast_step_for(phase, objective, options):
     """The hand-derived step for ``phase``, or None where the autograd step must run.
@@ -49,6 +58,11 @@ def fast_step_for(phase, objective, options):
     )
     path = None if network is None or not hasattr(network, "training_path") else network.training_path(phase.forward)
     if path is None:
+        return None
+    # Every trained parameter must get a gradient at every step: the autograd
+    # step leaves the others' .grad empty and the optimiser skips them.
+    on_path = {tensor for step in path.steps() for tensor in (step.weight, step.bias)}
+    if not set(phase.parameters) <= on_path:
         return None
     return FastStep(path, phase.loss, phase.parameters, objective)
 
@@ -91,13 +105,14 @@ class FastStep:
         self.branches = path.branches
         self.loss = loss
         self.objective = objective
-        trained = {id(p) for p in parameters}
+        # Parameters hash by identity: membership asks "is this tensor trained".
+        trained = set(parameters)
         self.trained = trained
         self.parameters = list(parameters)
         # Whether any trunk layer below index i (or i itself) trains: the
         # backward pass stops where nothing below needs a gradient.
         self.trunk_trains_from = [
-            any(id(step.weight) in trained or id(step.bias) in trained for step in self.trunk[: i + 1])
+            any(step.weight in trained or step.bias in trained for step in self.trunk[: i + 1])
             for i in range(len(self.trunk))
         ]
         self.penalty_gradients = [
@@ -111,7 +126,10 @@ class FastStep:
         pre_activation = torch.addmm(step.bias, inputs, weight)
         if step.activation is None:
             return pre_activation, pre_activation, None, pre_activation
-        output = ACTIVATIONS[step.activation](pre_activation)
+        in_place = _IN_PLACE_ACTIVATIONS.get(step.activation)
+        # An activation whose gradient needs only its output overwrites its
+        # input: one tensor less to allocate and to write per layer.
+        output = in_place(pre_activation) if in_place else ACTIVATIONS[step.activation](pre_activation)
         dropout = self.objective.dropout
         if not (step.dropout and dropout):
             return pre_activation, output, None, output
@@ -119,21 +137,31 @@ class FastStep:
         mask = torch.empty_like(output).bernoulli_(keep, generator=self.objective.generator).div_(keep)
         return pre_activation, output, mask, output * mask
 
-    def _layer_backward(self, step, saved, grad_next, gradients, needs_input_gradient):
-        """Accumulate the layer's parameter gradients; the gradient of its input (or None)."""
+    def _layer_backward(self, step, saved, grad_next, written, needs_input_gradient):
+        """Write (or add) the layer's parameter gradients into their ``.grad``; its input's gradient, or None.
+
+        ``grad_next`` is the gradient of the layer's output (after dropout),
+        a tensor of this step's own that may be overwritten. ``written``
+        holds the parameters whose ``.grad`` this step has already written:
+        a tied weight gets the decoder's share first, then the encoder's.
+        """
         inputs, pre_activation, output, mask = saved
-        grad = grad_next if mask is None else grad_next * mask
+        grad = grad_next if mask is None else grad_next.mul_(mask)
         if step.activation is not None:
             grad = ACTIVATION_GRADIENTS[step.activation](grad, pre_activation, output)
-        if id(step.weight) in self.trained:
-            weight_gradient = torch.mm(inputs.t(), grad) if step.transposed else torch.mm(grad.t(), inputs)
-            previous = gradients.get(id(step.weight))
-            gradients[id(step.weight)] = weight_gradient if previous is None else previous.add_(weight_gradient)
-        if id(step.bias) in self.trained:
-            gradients[id(step.bias)] = grad.sum(dim=0)
+        weight, bias = step.weight, step.bias
+        if weight in self.trained:
+            left, right = (inputs.t(), grad) if step.transposed else (grad.t(), inputs)
+            if weight in written:
+                weight.grad.addmm_(left, right)
+            else:
+                torch.mm(left, right, out=weight.grad)
+                written.add(weight)
+        if bias in self.trained:
+            torch.sum(grad, dim=0, out=bias.grad)
         if not needs_input_gradient:
             return None
-        return torch.mm(grad, step.weight.t() if step.transposed else step.weight)
+        return torch.mm(grad, weight.t() if step.transposed else weight)
 
     @torch.no_grad()
     def __call__(self, clean, target):
@@ -163,33 +191,35 @@ class FastStep:
         value, output_gradient = self.loss.value_and_gradient(output, clean, target)
         output_gradients = [output_gradient] if len(outputs) == 1 else list(output_gradient)
 
-        gradients = {}
+        # The gradients go straight into the parameters' .grad buffers, made
+        # once: no allocation, no first touch of fresh memory, per step.
+        for parameter in self.parameters:
+            if parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+        written = set()
         trunk_trains = self.trunk_trains_from[-1]
         grad_hidden = None
         for branch, saved, grad in zip(self.branches, branch_saved, output_gradients, strict=True):
             for i in reversed(range(len(branch))):
                 needs_input = i > 0 or trunk_trains
-                grad = self._layer_backward(branch[i], saved[i], grad, gradients, needs_input)
+                grad = self._layer_backward(branch[i], saved[i], grad, written, needs_input)
             if grad is not None:
                 grad_hidden = grad if grad_hidden is None else grad_hidden.add_(grad)
         if trunk_trains:
             grad = grad_hidden
             for i in reversed(range(len(self.trunk))):
+                saved = trunk_saved[i]
                 if objective.sparsity:
-                    _, _, code, mask = trunk_saved[i]
+                    inputs, pre_activation, code, mask = saved
                     penalty = self.penalty_gradients[i](code, objective.sparsity_target).mul(objective.sparsity)
                     # The penalty acts on the code before dropout: its
                     # gradient joins after the mask.
-                    grad = penalty if grad is None else (grad if mask is None else grad * mask) + penalty
-                    trunk_saved[i] = (*trunk_saved[i][:3], None)
-                if grad is None:
-                    continue
+                    grad = (grad if mask is None else grad.mul_(mask)).add_(penalty)
+                    saved = (inputs, pre_activation, code, None)
                 needs_input = i > 0 and self.trunk_trains_from[i - 1]
-                grad = self._layer_backward(self.trunk[i], trunk_saved[i], grad, gradients, needs_input)
+                grad = self._layer_backward(self.trunk[i], saved, grad, written, needs_input)
                 if not needs_input:
                     break
-        for parameter in self.parameters:
-            parameter.grad = gradients.get(id(parameter))
         return value
 
 

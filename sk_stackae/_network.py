@@ -206,6 +206,10 @@ class DensePath:
     trunk: list
     branches: list
 
+    def steps(self):
+        """Every layer of the pass: the trunk's, then each branch's."""
+        return [*self.trunk, *(step for branch in self.branches for step in branch)]
+
 
 class StackedAutoencoderNetwork(nn.Module):
     """A deep autoencoder whose decoder mirrors its encoder.

@@ -819,8 +819,7 @@ _ONE_THREAD_BELOW_FLOPS = 25e6
 
 def step_flops(path, batch_size):
     """Floating-point operations of one training step over ``path``: forward, and backward twice."""
-    layers = [*path.trunk, *(step for branch in path.branches for step in branch)]
-    return 6 * batch_size * sum(step.weight.numel() for step in layers)
+    return 6 * batch_size * sum(step.weight.numel() for step in path.steps())
 
 
 @contextmanager

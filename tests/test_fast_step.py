@@ -336,27 +336,25 @@ def test_only_dense_passes_of_the_network_take_the_fast_step():
     clean = batch()
     options = TrainingOptions()
 
-    def phase_with(forward):
-        return Phase(
+    def own_forward(inputs, dropout=0.0, generator=None):
+        return network.reconstruct(inputs)
+
+    everything = list(network.parameters())
+    for forward, parameters, fast in [
+        (network.reconstruct, everything, True),
+        (functools.partial(network.reconstruct_layer, 1), network.layer_parameters(1), True),
+        (own_forward, everything, False),
+        (network.encode, everything, False),
+    ]:
+        phase = Phase(
             name="p",
-            parameters=list(network.parameters()),
+            parameters=parameters,
             forward=forward,
             loss=ReconstructionLoss("mse", "sigmoid"),
             code_activations=list(network.encoder_activation_names),
             rows=TensorRows(clean),
             epochs=1,
         )
-
-    def own_forward(inputs, dropout=0.0, generator=None):
-        return network.reconstruct(inputs)
-
-    for forward, fast in [
-        (network.reconstruct, True),
-        (functools.partial(network.reconstruct_layer, 1), True),
-        (own_forward, False),
-        (network.encode, False),
-    ]:
-        phase = phase_with(forward)
         objective = _Objective(phase, options, torch.Generator())
         assert (fast_step_for(phase, objective, options) is not None) is fast
 
@@ -475,3 +473,23 @@ def test_the_callers_limit_of_one_thread_holds():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(previous)
+
+
+def test_a_phase_training_a_parameter_off_its_path_keeps_the_autograd_step():
+    # The head is trained but a reconstruction pass never reaches it: the
+    # autograd step leaves its gradient empty, which the fast step cannot mimic.
+    network = network_for("relu", tied=False, n_outputs=2)
+    clean = batch()
+    phase = Phase(
+        name="finetune",
+        parameters=list(network.parameters()),
+        forward=network.reconstruct,
+        loss=ReconstructionLoss("mse", "sigmoid"),
+        code_activations=list(network.encoder_activation_names),
+        rows=TensorRows(clean),
+        epochs=1,
+    )
+    options = TrainingOptions()
+    assert fast_step_for(phase, _Objective(phase, options, torch.Generator()), options) is None
+    phase.parameters = network.autoencoder_parameters()
+    assert fast_step_for(phase, _Objective(phase, options, torch.Generator()), options) is not None
