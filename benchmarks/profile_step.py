@@ -1,22 +1,27 @@
-"""Where a training step's time goes on a small network: the ops of one step and their share.
+"""Where a training step's time goes: the ops of one step and their share.
 
 Trains the digits autoencoder of ``bench_peers.py`` (64-32-16-32-64, ReLU,
-linear output, MSE, Adam(1e-3), batch 256) under ``torch.profiler`` for a
-few epochs, once as the joint fine-tune (``pretrain_epochs=0``) and once as
-the first greedy pretraining phase (64-32-64), and prints, per stage:
+linear output, MSE, Adam(1e-3), batch 256), once as the joint fine-tune
+(``pretrain_epochs=0``) and once as the first greedy pretraining phase
+(64-32-64), and with ``--data-dir`` one fine-tune epoch of the MNIST network
+(784-1000-500-250-30-..., 10,000 rows). For each it prints:
 
-- the wall time per step with the profiler off, with 1 and with 2 torch
-  threads (the caller's setting is put back afterwards);
-- the ops the profiler saw per step, grouped by name, with their count per
-  step and their share of the step's self CPU time.
+- the time per step of the training phase alone (not the fit's validation
+  and set-up), profiler off, on exactly 1 and exactly 2 torch threads (the
+  fit's own thread choice set aside; the caller's setting put back);
+- the ops ``torch.profiler`` saw during the phase, grouped by name, with
+  their calls per step and their share of the phase's wall time, with the
+  fit's own thread choice.
 
 Self CPU time counts each op once (not the ops it calls); what no op
-accounts for ("Python and the rest") is the step's wall time minus the sum
-of the ops' self times: the interpreter, the estimator's loop, the
-optimiser's Python.
+accounts for ("Python and the rest") is the phase's wall time minus the
+sum of the ops' self times: the interpreter, the training loop, the
+optimiser's Python, and the profiler's own cost per op, which inflates
+every row a little.
 
-Run ``python benchmarks/profile_step.py``; ``--epochs`` sets the profiled
-epochs (default 20).
+Run ``python benchmarks/profile_step.py --data-dir ../shared/datasets/mnist``;
+``--epochs`` sets the digits epochs (default 50). ``SK_STACKAE_FAST_STEP=0``
+in the environment profiles the autograd step instead.
 """
 
 import argparse
@@ -25,7 +30,7 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from _common import machine_description, print_table
+from _common import load_mnist_like, machine_description, print_table
 from sklearn.datasets import load_digits
 from torch.profiler import ProfilerActivity, profile
 
@@ -62,13 +67,13 @@ class PhaseTimer(TrainingListener):
             self.profiler.stop()
 
 
-def model(stage, epochs):
+def model(stage, epochs, hidden):
     if stage == "fine-tune":
-        return StackedAutoencoder((32, 16), pretrain_epochs=0, finetune_epochs=epochs, batch_size=BATCH_SIZE)
-    return StackedAutoencoder((32,), pretrain_epochs=epochs, finetune_epochs=0, batch_size=BATCH_SIZE)
+        return StackedAutoencoder(hidden, pretrain_epochs=0, finetune_epochs=epochs, batch_size=BATCH_SIZE)
+    return StackedAutoencoder(hidden[:1], pretrain_epochs=epochs, finetune_epochs=0, batch_size=BATCH_SIZE)
 
 
-def seconds_per_step(stage, X, epochs, threads, rounds=5):
+def seconds_per_step(stage, X, hidden, epochs, threads, rounds=5):
     """Median over ``rounds`` fits of the phase's time per step, on exactly ``threads`` torch threads.
 
     The fit's own choice (one thread below ``_ONE_THREAD_BELOW_FLOPS``) is
@@ -78,12 +83,12 @@ def seconds_per_step(stage, X, epochs, threads, rounds=5):
     torch.set_num_threads(threads)
     _training._ONE_THREAD_BELOW_FLOPS = 0
     try:
-        model(stage, 1).set_params(random_state=0).fit(X)  # warm-up
+        model(stage, 1, hidden).set_params(random_state=0).fit(X[:BATCH_SIZE])  # warm-up
         times = []
         for seed in range(rounds):
             timer = PhaseTimer(len(X))
             with listening(timer):
-                model(stage, epochs).set_params(random_state=seed).fit(X)
+                model(stage, epochs, hidden).set_params(random_state=seed).fit(X)
             times.append(timer.seconds / timer.steps)
         return float(np.median(times))
     finally:
@@ -91,12 +96,12 @@ def seconds_per_step(stage, X, epochs, threads, rounds=5):
         _training._ONE_THREAD_BELOW_FLOPS = previous[1]
 
 
-def op_table(stage, X, epochs):
-    model(stage, 1).set_params(random_state=0).fit(X)  # warm-up
+def op_table(stage, X, hidden, epochs):
+    model(stage, 1, hidden).set_params(random_state=0).fit(X[:BATCH_SIZE])  # warm-up
     profiler = profile(activities=[ProfilerActivity.CPU])
     timer = PhaseTimer(len(X), profiler)
     with listening(timer):
-        model(stage, epochs).set_params(random_state=0).fit(X)
+        model(stage, epochs, hidden).set_params(random_state=0).fit(X)
     steps = timer.steps
     phase_us = timer.seconds * 1e6
     counts = defaultdict(int)
@@ -131,17 +136,26 @@ def op_table(stage, X, epochs):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=50, help="epochs of the digits runs (default 50)")
+    parser.add_argument("--data-dir", help="MNIST IDX folder: also profile one fine-tune epoch of its network")
     args = parser.parse_args(argv)
     print(machine_description())
     X, _ = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)
-    for stage in ("fine-tune", "pretraining phase 1"):
-        one = seconds_per_step(stage, X, args.epochs, 1)
-        two = seconds_per_step(stage, X, args.epochs, 2)
-        rows, steps, step_us = op_table(stage, X, args.epochs)
-        network = "64-32-16-32-64" if stage == "fine-tune" else "64-32-64"
-        print(f"\n### {stage}: digits {X.shape[0]} x 64, network {network}, batch {BATCH_SIZE}, Adam\n")
+    cases = [
+        ("fine-tune", "digits", X, (32, 16), args.epochs),
+        ("pretraining phase 1", "digits", X, (32, 16), args.epochs),
+    ]
+    if args.data_dir:
+        X_mnist = load_mnist_like(args.data_dir)[0][:10000]
+        cases.append(("fine-tune", "MNIST (10000 rows)", X_mnist, (1000, 500, 250, 30), 1))
+    for stage, name, data, hidden, epochs in cases:
+        one = seconds_per_step(stage, data, hidden, epochs, 1)
+        two = seconds_per_step(stage, data, hidden, epochs, 2)
+        rows, steps, step_us = op_table(stage, data, hidden, epochs)
+        widths = [data.shape[1], *(hidden if stage == "fine-tune" else hidden[:1])]
+        network = "-".join(map(str, widths + widths[-2::-1]))
+        print(f"\n### {stage}: {name} {data.shape[0]} x {data.shape[1]}, network {network}, batch {BATCH_SIZE}, Adam\n")
         print(f"time per step, profiler off: {one * 1e6:.0f} us on 1 thread, {two * 1e6:.0f} us on 2\n")
         print(f"profiled (the fit's own thread choice): {steps} steps, {step_us:.0f} us per step\n")
         print_table(["op", "calls per step", "self us per step", "share of the step"], rows)
