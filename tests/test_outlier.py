@@ -150,7 +150,8 @@ def test_feature_errors_are_squared_errors_in_standard_deviations_of_each_column
     np.testing.assert_allclose(fitted.center_, X.mean(axis=0))
     np.testing.assert_allclose(fitted.scale_, X.std(axis=0))
     with torch.no_grad():
-        reconstruction = fitted.network_(torch.from_numpy(standardised).float()).double().numpy()
+        inputs = torch.from_numpy(standardised).float().to(fitted.device_)
+        reconstruction = fitted.network_(inputs).double().cpu().numpy()
     np.testing.assert_allclose(fitted.feature_errors(X), (reconstruction - standardised) ** 2, rtol=1e-4, atol=1e-6)
 
 
