@@ -53,6 +53,24 @@ def batch(dtype=torch.float32):
     return torch.rand(N_ROWS, N_FEATURES, generator=generator, dtype=dtype)
 
 
+def reconstruction_phase(network, clean, forward=None, parameters=None, loss="mse"):
+    """A phase reconstructing ``clean`` through ``forward`` (the whole network by default)."""
+    return Phase(
+        name="finetune",
+        parameters=list(network.parameters()) if parameters is None else parameters,
+        forward=network.reconstruct if forward is None else forward,
+        loss=ReconstructionLoss(loss, "sigmoid"),
+        code_activations=list(network.encoder_activation_names),
+        rows=TensorRows(clean),
+        epochs=1,
+    )
+
+
+def takes_the_fast_step(phase):
+    options = TrainingOptions()
+    return fast_step_for(phase, _Objective(phase, options, torch.Generator()), options) is not None
+
+
 def gradients(step_fn, parameters):
     for parameter in parameters:
         parameter.grad = None
@@ -69,14 +87,8 @@ def both_gradients(phase, options, clean, target):
         total.backward()
         return loss.detach()
 
-    fast = FastStep(
-        phase.forward.__self__.training_path(phase.forward)
-        if hasattr(phase.forward, "__self__")
-        else phase.forward.func.__self__.training_path(phase.forward),
-        phase.loss,
-        phase.parameters,
-        _Objective(phase, options, torch.Generator().manual_seed(3)),
-    )
+    fast = fast_step_for(phase, _Objective(phase, options, torch.Generator().manual_seed(3)), options)
+    assert isinstance(fast, FastStep)
     expected = gradients(autograd_step, phase.parameters)
     got = gradients(lambda: fast(clean, target), phase.parameters)
     return expected, got
@@ -110,15 +122,7 @@ OPTION_SETS = {
 def test_the_whole_stack_gets_the_gradients_of_autograd(activation, tied, loss, options):
     network = network_for(activation, tied)
     clean = batch()
-    phase = Phase(
-        name="finetune",
-        parameters=list(network.parameters()),
-        forward=network.reconstruct,
-        loss=ReconstructionLoss(loss, "sigmoid"),
-        code_activations=list(network.encoder_activation_names),
-        rows=TensorRows(clean),
-        epochs=1,
-    )
+    phase = reconstruction_phase(network, clean, loss=loss)
     assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), clean, None))
 
 
@@ -203,18 +207,7 @@ def test_only_float32_networks_take_the_fast_step(dtype, fast):
     # Training runs in float32, and the reference computes its losses in
     # float32 whatever the network: a float64 network keeps the reference.
     network = network_for("tanh", tied=True, dtype=dtype)
-    clean = batch(dtype)
-    phase = Phase(
-        name="finetune",
-        parameters=list(network.parameters()),
-        forward=network.reconstruct,
-        loss=ReconstructionLoss("mse", "sigmoid"),
-        code_activations=list(network.encoder_activation_names),
-        rows=TensorRows(clean),
-        epochs=1,
-    )
-    options = TrainingOptions()
-    assert (fast_step_for(phase, _Objective(phase, options, torch.Generator()), options) is not None) is fast
+    assert takes_the_fast_step(reconstruction_phase(network, batch(dtype))) is fast
 
 
 # ------------------------------------------------- where it runs, and fits
@@ -333,8 +326,6 @@ def test_supervised_fits_follow_the_same_loss_curve(monkeypatch):
 
 def test_only_dense_passes_of_the_network_take_the_fast_step():
     network = network_for("relu", tied=False)
-    clean = batch()
-    options = TrainingOptions()
 
     def own_forward(inputs, dropout=0.0, generator=None):
         return network.reconstruct(inputs)
@@ -346,17 +337,7 @@ def test_only_dense_passes_of_the_network_take_the_fast_step():
         (own_forward, everything, False),
         (network.encode, everything, False),
     ]:
-        phase = Phase(
-            name="p",
-            parameters=parameters,
-            forward=forward,
-            loss=ReconstructionLoss("mse", "sigmoid"),
-            code_activations=list(network.encoder_activation_names),
-            rows=TensorRows(clean),
-            epochs=1,
-        )
-        objective = _Objective(phase, options, torch.Generator())
-        assert (fast_step_for(phase, objective, options) is not None) is fast
+        assert takes_the_fast_step(reconstruction_phase(network, batch(), forward, parameters)) is fast
 
 
 # ------------------------------------------------------- the direct update
@@ -479,17 +460,5 @@ def test_a_phase_training_a_parameter_off_its_path_keeps_the_autograd_step():
     # The head is trained but a reconstruction pass never reaches it: the
     # autograd step leaves its gradient empty, which the fast step cannot mimic.
     network = network_for("relu", tied=False, n_outputs=2)
-    clean = batch()
-    phase = Phase(
-        name="finetune",
-        parameters=list(network.parameters()),
-        forward=network.reconstruct,
-        loss=ReconstructionLoss("mse", "sigmoid"),
-        code_activations=list(network.encoder_activation_names),
-        rows=TensorRows(clean),
-        epochs=1,
-    )
-    options = TrainingOptions()
-    assert fast_step_for(phase, _Objective(phase, options, torch.Generator()), options) is None
-    phase.parameters = network.autoencoder_parameters()
-    assert fast_step_for(phase, _Objective(phase, options, torch.Generator()), options) is not None
+    assert not takes_the_fast_step(reconstruction_phase(network, batch()))
+    assert takes_the_fast_step(reconstruction_phase(network, batch(), parameters=network.autoencoder_parameters()))
