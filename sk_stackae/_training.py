@@ -785,13 +785,15 @@ class _PhaseTrainer:
         """
         if self.fast_step is not None:
             loss = self.fast_step(clean, target)
-            if self.direct_update is not None:
+            if self.direct_update:
                 self.direct_update()
             else:
-                # The first step creates the optimiser's state, which the
-                # direct update then works on.
                 self.optimizer.step()
-                self.direct_update = DirectAdamUpdate.for_optimizer(self.optimizer)
+                if self.direct_update is None:
+                    # The first step creates the optimiser's state, which the
+                    # direct update then works on; False: asked, not available
+                    # (SGD, say), optimizer.step() from here on.
+                    self.direct_update = DirectAdamUpdate.for_optimizer(self.optimizer) or False
             return loss
         total, loss = self.objective(clean, target)
         self.optimizer.zero_grad()
