@@ -109,6 +109,11 @@ class FastStep:
         trained = set(parameters)
         self.trained = trained
         self.parameters = list(parameters)
+        # The gradients go straight into the parameters' .grad buffers, made
+        # once per phase: no allocation, no first touch of fresh memory, per step.
+        for parameter in self.parameters:
+            if parameter.grad is None or parameter.grad.shape != parameter.shape:
+                parameter.grad = torch.zeros_like(parameter)
         # Whether any trunk layer below index i (or i itself) trains: the
         # backward pass stops where nothing below needs a gradient.
         self.trunk_trains_from = [
@@ -191,11 +196,6 @@ class FastStep:
         value, output_gradient = self.loss.value_and_gradient(output, clean, target)
         output_gradients = [output_gradient] if len(outputs) == 1 else list(output_gradient)
 
-        # The gradients go straight into the parameters' .grad buffers, made
-        # once: no allocation, no first touch of fresh memory, per step.
-        for parameter in self.parameters:
-            if parameter.grad is None:
-                parameter.grad = torch.zeros_like(parameter)
         written = set()
         trunk_trains = self.trunk_trains_from[-1]
         grad_hidden = None
