@@ -1,0 +1,27 @@
+"""``benchmarks/gpu_check.py`` runs end to end on the CPU, as it must before any device time is spent."""
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+
+
+def test_the_cpu_dress_rehearsal_writes_its_report_and_a_model_that_reproduces_its_codes(tmp_path):
+    command = [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--out", str(tmp_path)]
+    # Every section but the tests, which would rerun the suite inside the suite;
+    # without skorch installed, its rows say so.
+    finished = subprocess.run([*command, "--skip", "tests"], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    report = (tmp_path / "gpu_check.md").read_text()
+    for heading in ("## (d) A model fitted here", "## (b) The same seed", "## (c) Speed", "## (e) The classifier"):
+        assert heading in report
+    assert "failed:**" not in report
+    with open(tmp_path / "gpu_digits_64_32_8.pkl", "rb") as file:
+        model = pickle.load(file)
+    codes = np.load(tmp_path / "gpu_digits_64_32_8_codes.npy")
+    np.testing.assert_allclose(model.transform(load_digits().data / 16.0), codes, rtol=1e-5, atol=1e-6)
