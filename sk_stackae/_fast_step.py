@@ -21,9 +21,7 @@ import os
 
 import torch
 
-from ._network import ACTIVATION_GRADIENTS, ACTIVATIONS, UNIT_INTERVAL_ACTIVATIONS
-
-_PROBABILITY_EPS = 1e-6
+from ._network import ACTIVATION_GRADIENTS, ACTIVATIONS
 
 # Activations computed in place: their gradients need only their outputs.
 _IN_PLACE_ACTIVATIONS = {
@@ -67,21 +65,6 @@ def fast_step_for(phase, objective, options):
     return FastStep(path, phase.loss, phase.parameters, objective)
 
 
-def _kl_sparsity_gradient(code, target):
-    """Gradient of :func:`~sk_stackae._training._kl_sparsity` with respect to ``code``."""
-    n_rows, n_units = code.shape
-    mean = code.mean(dim=0)
-    inside = (mean >= _PROBABILITY_EPS) & (mean <= 1.0 - _PROBABILITY_EPS)
-    mean = mean.clamp(_PROBABILITY_EPS, 1.0 - _PROBABILITY_EPS)
-    per_unit = ((1.0 - target) / (1.0 - mean) - target / mean) * inside / (n_units * n_rows)
-    return per_unit.expand(n_rows, n_units)
-
-
-def _l1_sparsity_gradient(code, target):
-    """Gradient of :func:`~sk_stackae._training._l1_sparsity` with respect to ``code``."""
-    return torch.sign(code).div_(code.numel())
-
-
 class FastStep:
     """Forward pass, loss and hand-derived backward pass of one phase's batches.
 
@@ -106,8 +89,7 @@ class FastStep:
         self.loss = loss
         self.objective = objective
         # Parameters hash by identity: membership asks "is this tensor trained".
-        trained = set(parameters)
-        self.trained = trained
+        self.trained = trained = set(parameters)
         self.parameters = list(parameters)
         # The gradients go straight into the parameters' .grad buffers, made
         # once per phase: no allocation, no first touch of fresh memory, per step.
@@ -119,10 +101,6 @@ class FastStep:
         self.trunk_trains_from = [
             any(step.weight in trained or step.bias in trained for step in self.trunk[: i + 1])
             for i in range(len(self.trunk))
-        ]
-        self.penalty_gradients = [
-            _kl_sparsity_gradient if step.activation in UNIT_INTERVAL_ACTIVATIONS else _l1_sparsity_gradient
-            for step in self.trunk
         ]
 
     def _layer_forward(self, step, inputs):
@@ -211,7 +189,7 @@ class FastStep:
                 saved = trunk_saved[i]
                 if objective.sparsity:
                     inputs, pre_activation, code, mask = saved
-                    penalty = self.penalty_gradients[i](code, objective.sparsity_target).mul(objective.sparsity)
+                    penalty = objective.penalty_gradients[i](code, objective.sparsity_target).mul(objective.sparsity)
                     # The penalty acts on the code before dropout: its
                     # gradient joins after the mask.
                     grad = (grad if mask is None else grad.mul_(mask)).add_(penalty)

@@ -409,6 +409,25 @@ def _l1_sparsity(code, target):
     return code.abs().mean()
 
 
+def _kl_sparsity_gradient(code, target):
+    """Gradient of :func:`_kl_sparsity` with respect to ``code``, for the hand-derived step."""
+    n_rows, n_units = code.shape
+    mean = code.mean(dim=0)
+    inside = (mean >= _PROBABILITY_EPS) & (mean <= 1.0 - _PROBABILITY_EPS)
+    mean = mean.clamp(_PROBABILITY_EPS, 1.0 - _PROBABILITY_EPS)
+    per_unit = ((1.0 - target) / (1.0 - mean) - target / mean) * inside / (n_units * n_rows)
+    return per_unit.expand(n_rows, n_units)
+
+
+def _l1_sparsity_gradient(code, target):
+    """Gradient of :func:`_l1_sparsity` with respect to ``code``, for the hand-derived step."""
+    return torch.sign(code).div_(code.numel())
+
+
+# Each sparsity penalty's gradient with respect to the code.
+SPARSITY_GRADIENTS = {_kl_sparsity: _kl_sparsity_gradient, _l1_sparsity: _l1_sparsity_gradient}
+
+
 def sparsity_penalty_for(activation):
     """KL toward the target for units in (0, 1), the L1 activity penalty otherwise."""
     return _kl_sparsity if activation in UNIT_INTERVAL_ACTIVATIONS else _l1_sparsity
@@ -566,6 +585,7 @@ class _Objective:
         self.sparsity = options.sparsity
         self.sparsity_target = options.sparsity_target
         self.penalties = [sparsity_penalty_for(name) for name in phase.code_activations]
+        self.penalty_gradients = [SPARSITY_GRADIENTS[penalty] for penalty in self.penalties]
         self.generator = generator
         self.draws_random_numbers = self.noise is not None or self.dropout > 0
 
