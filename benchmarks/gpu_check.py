@@ -67,6 +67,9 @@ DEVICE_TEST_MODULES = [
     "tests/test_network.py",
     "tests/test_faults.py",
     "tests/test_device_pickle.py",
+    "tests/test_fast_step.py",
+    "tests/test_supervised.py",
+    "tests/test_outlier.py",
 ]
 
 
@@ -111,6 +114,20 @@ def cuda_graphs(enabled):
             del os.environ["SK_STACKAE_CUDA_GRAPHS"]
         else:
             os.environ["SK_STACKAE_CUDA_GRAPHS"] = previous
+
+
+@contextlib.contextmanager
+def autograd_step(enabled):
+    """Let the estimators train with the autograd step instead of the hand-derived one (the environment switch)."""
+    previous = os.environ.get("SK_STACKAE_FAST_STEP")
+    os.environ["SK_STACKAE_FAST_STEP"] = "0" if enabled else "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["SK_STACKAE_FAST_STEP"]
+        else:
+            os.environ["SK_STACKAE_FAST_STEP"] = previous
 
 
 class Inspector(TrainingListener):
@@ -343,7 +360,7 @@ def launch_costs(device):
     return eager, in_graph
 
 
-def kernels_per_step(device, X, hidden):
+def kernels_per_step(device, X, hidden, autograd=False):
     """CUDA kernels one eager fine-tune step launches, counted with torch.profiler."""
     if device.type != "cuda":
         return None
@@ -353,7 +370,7 @@ def kernels_per_step(device, X, hidden):
         hidden, pretrain_epochs=0, finetune_epochs=1, batch_size=256, device=str(device), random_state=0
     )
     n_rows = 256 * 8
-    with cuda_graphs(False):
+    with cuda_graphs(False), autograd_step(autograd):
         model.fit(X[:n_rows])  # warm-up
         with profile(activities=[ProfilerActivity.CUDA]) as profiler:
             model.fit(X[:n_rows])
@@ -362,7 +379,7 @@ def kernels_per_step(device, X, hidden):
     # A fit also runs its set-up (the mean of the rows, the first layer start):
     # count the steps' kernels as the total over the steps of one epoch, minus the set-up
     # measured by a fit of one step.
-    with cuda_graphs(False), profile(activities=[ProfilerActivity.CUDA]) as one_step:
+    with cuda_graphs(False), autograd_step(autograd), profile(activities=[ProfilerActivity.CUDA]) as one_step:
         model.fit(X[:256])
         synchronize(device)
     setup = [event for event in one_step.events() if event.device_type == torch.autograd.DeviceType.CUDA]
@@ -373,7 +390,7 @@ def held_out_mse(reconstruct, X_test):
     return float(np.mean((reconstruct(X_test) - X_test) ** 2))
 
 
-def time_ours(X_train, X_test, hidden, device, epochs, batch_size, precision, graphs):
+def time_ours(X_train, X_test, hidden, device, epochs, batch_size, precision, graphs, autograd=False):
     model = StackedAutoencoder(
         hidden,
         code_activation="relu",
@@ -386,7 +403,7 @@ def time_ours(X_train, X_test, hidden, device, epochs, batch_size, precision, gr
         random_state=0,
     )
     inspector = Inspector()
-    with cuda_graphs(graphs), listening(inspector):
+    with cuda_graphs(graphs), autograd_step(autograd), listening(inspector):
         synchronize(device)
         started = time.perf_counter()
         model.fit(X_train)
@@ -473,8 +490,10 @@ def speed(report, device, X_train, X_test, hidden, epochs, quick):
     eager_launch, graph_launch = launch_costs(device)
     kernels = kernels_per_step(device, X_train, hidden)
     if kernels is not None:
+        autograd_kernels = kernels_per_step(device, X_train, hidden, autograd=True)
         report.line(
-            f"Kernels per eager fine-tune step (torch.profiler): {kernels:.0f}. Launch cost measured here: "
+            f"Kernels per eager fine-tune step (torch.profiler): {kernels:.0f} with the hand-derived step, "
+            f"{autograd_kernels:.0f} with the autograd step. Launch cost measured here: "
             f"{eager_launch * 1e6:.1f} us per eager launch from Python, {graph_launch * 1e6:.2f} us per kernel "
             f"in a replayed CUDA graph. Launch floor at batch 256: {kernels * eager_launch * 1e6:.0f} us per "
             f"step eager, {kernels * graph_launch * 1e6:.0f} us per step as a graph; "
@@ -514,11 +533,17 @@ def speed(report, device, X_train, X_test, hidden, epochs, quick):
             outcome = time_ours(X_train, X_test, hidden, device, epochs, 256, precision, graphs)
             add(f"ours {precision}{'' if graphs else ', no CUDA graphs'}", outcome, 256, outcome[3])
             gc.collect()
+    if device.type == "cuda":
+        outcome = time_ours(X_train, X_test, hidden, device, epochs, 256, "tf32", True, autograd=True)
+        add("ours tf32, autograd step", outcome, 256, outcome[3])
     add("skorch NeuralNetRegressor", time_skorch(X_train, X_test, hidden, device, epochs, 256), 256)
     add("torch DataLoader loop", time_dataloader(X_train, X_test, hidden, device, epochs, 256), 256)
     for precision in ("tf32", "bfloat16") if device.type == "cuda" else ("float32",):
         outcome = time_ours(X_train, X_test, hidden, device, epochs, 4096, precision, True)
         add(f"ours {precision}", outcome, 4096, outcome[3])
+    if device.type == "cuda":
+        outcome = time_ours(X_train, X_test, hidden, device, epochs, 4096, "tf32", True, autograd=True)
+        add("ours tf32, autograd step", outcome, 4096, outcome[3])
     report.table(["contender", "batch", "ms per epoch", "fit s", "TFLOP/s", "held-out MSE", "graph replays"], rows)
     ours = results.get("ours float32")
     best = min((results[k] for k in results if k.startswith("ours") and "no CUDA" not in k), default=None)
@@ -537,6 +562,12 @@ def speed(report, device, X_train, X_test, hidden, epochs, quick):
             )
     if ratio_rows:
         report.table(["ratio", "value"], ratio_rows)
+
+    for batch_size in (256, 4096):
+        try:
+            kernel_profile(report, device, X_train, hidden, batch_size, flops_per_epoch, quick)
+        except Exception:
+            report.line(f"**kernel profile at batch {batch_size} failed:**\n\n```\n{traceback.format_exc()}```\n")
 
     report.line("### The greedy stage, with and without the code cache\n")
     stage_rows = []
@@ -561,6 +592,80 @@ def speed(report, device, X_train, X_test, hidden, epochs, quick):
     stage_rows.append(["naive (frozen layers per batch)", f"{naive:.2f}", "", ""])
     stage_rows.append(["naive / cached", f"{naive / cached:.2f}x", "", ""])
     report.table(["greedy stage, 2 epochs per phase", "s", "held-out MSE after the stage", "caches on"], stage_rows)
+
+
+GEMM_KERNEL_NAMES = ("gemm", "xmma", "cutlass", "nvjet", "splitk", "cublas")
+
+
+def kernel_profile(report, device, X, hidden, batch_size, flops_per_epoch, quick):
+    """Where a TF32 fine-tune epoch's GPU time goes: kernels by share, and how busy the GPU is.
+
+    The fit is profiled whole (CUDA graph replays included: CUPTI records
+    the kernels of a graph as it runs them); its first epoch, which holds
+    the warm-up and the captures, is left out by taking the kernels that
+    ran after it ended.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    # On the CPU (the dress rehearsal) the same accounting runs over the
+    # profiler's CPU ops, which nest: its figures only show that the code runs.
+    on_gpu = device.type == "cuda"
+    activity, device_type = (
+        (ProfilerActivity.CUDA, torch.autograd.DeviceType.CUDA)
+        if on_gpu
+        else (ProfilerActivity.CPU, torch.autograd.DeviceType.CPU)
+    )
+    epochs = 2 if quick else 4
+    model = StackedAutoencoder(
+        hidden,
+        code_activation="relu",
+        pretrain_epochs=0,
+        finetune_epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=LEARNING_RATE,
+        precision="tf32" if on_gpu else "float32",
+        device=str(device),
+        random_state=0,
+    )
+    inspector = Inspector()
+    with listening(inspector), profile(activities=[activity]) as profiler:
+        model.fit(X)
+        synchronize(device)
+    kernels = [e for e in profiler.events() if e.device_type == device_type]
+    if not kernels:
+        report.line(f"(batch {batch_size}: the profiler recorded no kernels)\n")
+        return
+    # Kernels after the first epoch: the last (epochs - 1) epochs' worth of
+    # time, counted back from the last kernel.
+    steady_seconds = sum(inspector.epoch_seconds[1:])
+    end = max(e.time_range.end for e in kernels)
+    steady = [e for e in kernels if e.time_range.start >= end - steady_seconds * 1e6]
+    steps = (epochs - 1) * int(np.ceil(len(X) / batch_size))
+    by_name = {}
+    for event in steady:
+        total, count = by_name.get(event.name, (0.0, 0))
+        by_name[event.name] = (total + event.time_range.elapsed_us(), count + 1)
+    busy = sum(total for total, _ in by_name.values())
+    gemm = sum(total for name, (total, _) in by_name.items() if any(k in name.lower() for k in GEMM_KERNEL_NAMES))
+    wall_us = steady_seconds * 1e6
+    gemm_rate = f"{flops_per_epoch * (epochs - 1) / (gemm * 1e-6) / 1e12:.0f} TFLOP/s" if gemm else "(none found)"
+    gemm = gemm or float("nan")
+    where = "GPU" if on_gpu else "CPU"
+    report.line(f"#### Where the {where} time goes: batch {batch_size}, {epochs - 1} steady epochs, {steps} steps\n")
+    report.line(
+        f"Kernels per step {len(steady) / steps:.1f}; GPU busy {busy / steps:.0f} us per step of "
+        f"{wall_us / steps:.0f} us wall ({100 * busy / wall_us:.0f} %); matrix products {100 * gemm / busy:.0f} % "
+        f"of the busy time, at {gemm_rate} while they run (all the epochs' FLOPs over the products' time); "
+        f"everything else {(busy - gemm) / steps:.0f} us per step.\n"
+    )
+    top = sorted(by_name.items(), key=lambda item: -item[1][0])[:14]
+    report.table(
+        ["kernel (first 90 characters)", "per step", "us per step", "share of busy"],
+        [
+            [name[:90].replace("|", "/"), f"{count / steps:.1f}", f"{total / steps:.1f}", f"{100 * total / busy:.1f}%"]
+            for name, (total, count) in top
+        ],
+    )
 
 
 # ----------------------------------------------------- (e) the classifier

@@ -1,10 +1,16 @@
-"""The hand-derived training step against the autograd step it replaces on the CPU."""
+"""The hand-derived training step against the autograd step it replaces.
+
+The gradient tests run where the suite trains (``SK_STACKAE_TEST_DEVICE``:
+``benchmarks/gpu_check.py`` runs them on a GPU); the tests of fits, threads
+and the direct Adam update are about the CPU and name it.
+"""
 
 import functools
 
 import numpy as np
 import pytest
 import torch
+from conftest import DEVICE
 from sklearn.datasets import load_diabetes, load_digits
 from sklearn.preprocessing import StandardScaler
 
@@ -45,12 +51,12 @@ def network_for(activation, tied, n_outputs=None, dtype=torch.float32):
         # Away from the mean-starting zeros, so that every gradient is informative.
         for parameter in network.parameters():
             parameter.add_(0.1 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)))
-    return network.to(dtype)
+    return network.to(DEVICE, dtype)
 
 
 def batch(dtype=torch.float32):
     generator = torch.Generator().manual_seed(2)
-    return torch.rand(N_ROWS, N_FEATURES, generator=generator, dtype=dtype)
+    return torch.rand(N_ROWS, N_FEATURES, generator=generator, dtype=dtype).to(DEVICE)
 
 
 def reconstruction_phase(network, clean, forward=None, parameters=None, loss="mse"):
@@ -71,17 +77,23 @@ def takes_the_fast_step(phase):
     return fast_step_for(phase, _Objective(phase, options, torch.Generator()), options) is not None
 
 
-def both_gradients(phase, options, clean, target):
-    """The loss and gradients of the autograd step and of the fast step, from the same random draws."""
-    reference = _Objective(phase, options, torch.Generator().manual_seed(3))
+def both_gradients(phase, options, clean, target, fuse_relu=None):
+    """The loss and gradients of the autograd step and of the fast step, from the same random draws.
+
+    ``fuse_relu`` forces the product with the ReLU in its epilogue (the GPU's
+    choice) on or off.
+    """
+    reference = _Objective(phase, options, torch.Generator(DEVICE).manual_seed(3))
     for parameter in phase.parameters:
         parameter.grad = None
     total, loss = reference(clean, target)
     total.backward()
     expected = loss.detach(), [None if p.grad is None else p.grad.clone() for p in phase.parameters]
 
-    fast = fast_step_for(phase, _Objective(phase, options, torch.Generator().manual_seed(3)), options)
+    fast = fast_step_for(phase, _Objective(phase, options, torch.Generator(DEVICE).manual_seed(3)), options)
     assert isinstance(fast, FastStep)
+    if fuse_relu is not None:
+        fast.fuse_relu = fuse_relu
     # The fast step writes into the .grad buffers it made: poison them, so
     # that a gradient it failed to write shows.
     for parameter in phase.parameters:
@@ -123,6 +135,28 @@ def test_the_whole_stack_gets_the_gradients_of_autograd(activation, tied, loss, 
     assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), clean, None))
 
 
+@pytest.mark.parametrize("fuse_relu", [False, True])
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("options", OPTION_SETS, ids=str)
+def test_relu_layers_get_the_gradients_of_autograd_with_and_without_the_fused_product(fuse_relu, tied, options):
+    # On a GPU the step fuses bias and ReLU into the product; on the CPU it
+    # applies relu_ after addmm. Both must give autograd's gradients wherever
+    # they run.
+    network = network_for("relu", tied)
+    clean = batch()
+    phase = reconstruction_phase(network, clean)
+    assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), clean, None, fuse_relu))
+
+
+def test_the_product_is_fused_with_relu_on_a_gpu_only():
+    network = network_for("relu", tied=False)
+    clean = batch()
+    phase = reconstruction_phase(network, clean)
+    options = TrainingOptions()
+    fast = fast_step_for(phase, _Objective(phase, options, torch.Generator(DEVICE)), options)
+    assert fast.fuse_relu is (DEVICE.type == "cuda")
+
+
 @pytest.mark.parametrize("k", [0, 1])
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("options", ["plain", "everything"])
@@ -147,10 +181,10 @@ def supervised_target(task, n_outputs):
     if task == "classification":
         target = torch.randint(n_outputs, (N_ROWS,), generator=generator)
         target[::3] = -1  # unlabeled rows
-        return target
+        return target.to(DEVICE)
     target = torch.randn(N_ROWS, n_outputs, generator=generator)
     target[::3] = float("nan")
-    return target
+    return target.to(DEVICE)
 
 
 @pytest.mark.parametrize(
@@ -247,11 +281,11 @@ def test_every_phase_of_every_estimator_takes_the_fast_step_on_the_cpu(spy_on_tr
 def test_the_switch_and_bfloat16_keep_the_autograd_step(spy_on_trainers, monkeypatch):
     X = load_digits().data[:100] / 16.0
     with pytest.warns(UserWarning):  # bfloat16 on a processor without bfloat16 units
-        StackedAutoencoder((8,), pretrain_epochs=1, finetune_epochs=0, precision="bfloat16").fit(X)
+        StackedAutoencoder((8,), pretrain_epochs=1, finetune_epochs=0, precision="bfloat16", device="cpu").fit(X)
     assert list(spy_on_trainers.values()) == [None]
     spy_on_trainers.clear()
     monkeypatch.setenv("SK_STACKAE_FAST_STEP", "0")
-    StackedAutoencoder((8,), pretrain_epochs=1, finetune_epochs=0).fit(X)
+    StackedAutoencoder((8,), pretrain_epochs=1, finetune_epochs=0, device="cpu").fit(X)
     assert list(spy_on_trainers.values()) == [None]
 
 
@@ -425,7 +459,7 @@ def test_a_small_network_trains_on_one_thread_and_gives_the_threads_back(two_thr
     X = load_digits().data[:300] / 16.0
     seen = ThreadsSeen()
     with listening(seen):
-        StackedAutoencoder((16, 8), pretrain_epochs=1, finetune_epochs=1, random_state=0).fit(X)
+        StackedAutoencoder((16, 8), pretrain_epochs=1, finetune_epochs=1, random_state=0, device="cpu").fit(X)
     assert seen.threads == {1}
     assert torch.get_num_threads() == 2
 
@@ -434,7 +468,7 @@ def test_a_larger_network_keeps_the_callers_threads(two_threads):
     X = np.random.default_rng(0).random((300, 256), dtype=np.float32)
     seen = ThreadsSeen()
     with listening(seen):
-        StackedAutoencoder((256, 64), pretrain_epochs=0, finetune_epochs=1, random_state=0).fit(X)
+        StackedAutoencoder((256, 64), pretrain_epochs=0, finetune_epochs=1, random_state=0, device="cpu").fit(X)
     assert seen.threads == {2}
     assert torch.get_num_threads() == 2
 
@@ -446,7 +480,7 @@ def test_the_callers_limit_of_one_thread_holds():
         X = np.random.default_rng(0).random((300, 256), dtype=np.float32)
         seen = ThreadsSeen()
         with listening(seen):
-            StackedAutoencoder((256, 64), pretrain_epochs=0, finetune_epochs=1, random_state=0).fit(X)
+            StackedAutoencoder((256, 64), pretrain_epochs=0, finetune_epochs=1, random_state=0, device="cpu").fit(X)
         assert seen.threads == {1}
         assert torch.get_num_threads() == 1
     finally:
