@@ -899,8 +899,9 @@ class _CapturedSteps:
 
     Its input is a static buffer of row indices, one row of it per step;
     each step takes its batch from the device-resident rows by those
-    indices, runs the objective, backward and the optimiser step, and adds
-    its loss times its rows to a static sum.
+    indices, computes the gradients (the hand-derived step where the phase
+    has one, else the objective and backward), runs the optimiser step, and
+    adds its loss times its rows to a static sum.
     """
 
     def __init__(self, trainer, n_steps, n_rows, gradients, device):
