@@ -106,6 +106,11 @@ SEARCH = {
     "logistic units": {**RECIPE, "activation": "logistic"},
     "dropout 0.5, 50 supervised epochs": {**RECIPE, "dropout": 0.5, "finetune_epochs": 50},
     "dropout 0.3, 50 supervised epochs": {**RECIPE, "dropout": 0.3, "finetune_epochs": 50},
+    # The baselines with the same regularisation: no pretraining, dropout 0.5,
+    # as many supervised epochs as the few-label table's or five times that.
+    "no pretraining": NO_PRETRAINING,
+    "no pretraining, dropout 0.5": {**NO_PRETRAINING, "dropout": 0.5},
+    "no pretraining, dropout 0.5, 500 epochs": {**NO_PRETRAINING, "dropout": 0.5, "finetune_epochs": 500},
 }
 FULL_SEARCH = {
     "pretrained, dropout 0.2, 60 epochs": {
