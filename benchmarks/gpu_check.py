@@ -9,10 +9,12 @@ On the machine it runs on, it
     and checks that parameters, training rows and code caches live on the
     device and that full batches replayed a CUDA graph;
 (c) times MNIST (784-1000-500-250-30, Adam, batch 256): a fine-tune epoch
-    of ours (float32, TF32, bfloat16; with and without CUDA graphs) against
-    skorch and a typical ``DataLoader`` loop on the same device, the greedy
-    stage with and without the code cache, the kernels a step launches and
-    the floor they imply, and batch 4096 against the GEMM peaks measured in
+    of ours (float32, TF32, bfloat16; with and without CUDA graphs; TF32
+    with the autograd step instead of the hand-derived one) against skorch
+    and a typical ``DataLoader`` loop on the same device, the greedy stage
+    with and without the code cache, the kernels a step launches and the
+    floor they imply, where a step's GPU time goes (kernels by share, from
+    ``torch.profiler``), and batch 4096 against the GEMM peaks measured in
     the same run, with the held-out reconstruction error beside every time;
 (d) fits the small test model (digits, 64-32-8) and pickles it with its
     codes, for ``tests/data``.
@@ -160,14 +162,18 @@ class Inspector(TrainingListener):
 def run_tests(report, device, out, budget_seconds, quick):
     report.line("## (a) The device-sensitive tests\n")
     environment = {**os.environ, "SK_STACKAE_TEST_DEVICE": str(device), "PYTHONUNBUFFERED": "1"}
-    modules = [m for m in DEVICE_TEST_MODULES if Path(m).exists()]
+    # The modules' paths are relative to the repository root, wherever the script is run from.
+    root = Path(__file__).resolve().parent.parent
+    modules = [m for m in DEVICE_TEST_MODULES if (root / m).exists()]
+    if not modules:
+        raise FileNotFoundError(f"none of the test modules {DEVICE_TEST_MODULES} is in {root}")
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *modules]
     if quick:
         command += ["-k", "reconstruct or pickle or cache or partial_fit"]
     started = time.perf_counter()
     try:
         completed = subprocess.run(
-            command, env=environment, capture_output=True, text=True, timeout=budget_seconds, check=False
+            command, cwd=root, env=environment, capture_output=True, text=True, timeout=budget_seconds, check=False
         )
         output, code = completed.stdout + completed.stderr, completed.returncode
     except subprocess.TimeoutExpired as expired:

@@ -18,7 +18,15 @@ def test_the_cpu_dress_rehearsal_writes_its_report_and_a_model_that_reproduces_i
     finished = subprocess.run([*command, "--skip", "tests"], capture_output=True, text=True)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     report = (tmp_path / "gpu_check.md").read_text()
-    for heading in ("## (d) A model fitted here", "## (b) The same seed", "## (c) Speed", "## (e) The classifier"):
+    headings = (
+        "## (d) A model fitted here",
+        "## (b) The same seed",
+        "## (c) Speed",
+        "time goes: batch 256",
+        "time goes: batch 4096",
+        "## (e) The classifier",
+    )
+    for heading in headings:
         assert heading in report
     assert "failed:**" not in report
     with open(tmp_path / "gpu_digits_64_32_8.pkl", "rb") as file:
