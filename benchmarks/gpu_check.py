@@ -105,31 +105,27 @@ def synchronize(device):
 
 
 @contextlib.contextmanager
+def environment_switch(name, value):
+    """Set the environment variable ``name`` to ``value`` while the block runs, then put it back."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = previous
+
+
 def cuda_graphs(enabled):
     """Let the estimators fit with CUDA graphs on or off (the documented environment switch)."""
-    previous = os.environ.get("SK_STACKAE_CUDA_GRAPHS")
-    os.environ["SK_STACKAE_CUDA_GRAPHS"] = "1" if enabled else "0"
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["SK_STACKAE_CUDA_GRAPHS"]
-        else:
-            os.environ["SK_STACKAE_CUDA_GRAPHS"] = previous
+    return environment_switch("SK_STACKAE_CUDA_GRAPHS", "1" if enabled else "0")
 
 
-@contextlib.contextmanager
 def autograd_step(enabled):
     """Let the estimators train with the autograd step instead of the hand-derived one (the environment switch)."""
-    previous = os.environ.get("SK_STACKAE_FAST_STEP")
-    os.environ["SK_STACKAE_FAST_STEP"] = "0" if enabled else "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["SK_STACKAE_FAST_STEP"]
-        else:
-            os.environ["SK_STACKAE_FAST_STEP"] = previous
+    return environment_switch("SK_STACKAE_FAST_STEP", "0" if enabled else "1")
 
 
 class Inspector(TrainingListener):
