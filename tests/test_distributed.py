@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import leave_process_group
 from sklearn.datasets import load_digits
 
 from sk_stackae import StackedAutoencoder
@@ -30,13 +31,10 @@ def _fit_on_shard(rank, init_file, params, out_dir):
             pretrain_loss=np.array(model.pretrain_loss_curves_[0]),
             n_iter=model.n_iter_,
         )
-        # Both processes reach the teardown before either starts it: gloo
-        # aborts a process ("terminate called without an active exception")
-        # whose peer tears its connections down under it. (Only on success:
-        # a process that failed must not wait for its peer.)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        leave_process_group(succeeded=False)
+        raise
+    leave_process_group(succeeded=True)
 
 
 def _data():

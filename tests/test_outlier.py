@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import leave_process_group
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
@@ -280,8 +281,10 @@ def _fit_on_shard(rank, init_file, out_dir):
             offset=detector.offset_,
             scores=detector.score_samples(X),
         )
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        leave_process_group(succeeded=False)
+        raise
+    leave_process_group(succeeded=True)
 
 
 def test_distributed_fit_scales_and_thresholds_on_the_rows_of_every_process(tmp_path):
