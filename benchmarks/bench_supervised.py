@@ -106,6 +106,16 @@ SEARCH = {
     "logistic units": {**RECIPE, "activation": "logistic"},
     "dropout 0.5, 50 supervised epochs": {**RECIPE, "dropout": 0.5, "finetune_epochs": 50},
     "dropout 0.3, 50 supervised epochs": {**RECIPE, "dropout": 0.3, "finetune_epochs": 50},
+    "consistency 1": {**RECIPE, "consistency_weight": 1.0},
+    "consistency 3": {**RECIPE, "consistency_weight": 3.0},
+    "consistency 1, 50 supervised epochs": {**RECIPE, "consistency_weight": 1.0, "finetune_epochs": 50},
+    "consistency 3, 50 supervised epochs": {**RECIPE, "consistency_weight": 3.0, "finetune_epochs": 50},
+    "consistency 3, dropout 0.5, 50 supervised epochs": {
+        **RECIPE,
+        "consistency_weight": 3.0,
+        "dropout": 0.5,
+        "finetune_epochs": 50,
+    },
     # The baselines with the same regularisation: no pretraining, dropout 0.5,
     # as many supervised epochs as the few-label table's or five times that.
     "no pretraining": NO_PRETRAINING,

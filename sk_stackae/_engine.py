@@ -155,6 +155,11 @@ class SupervisedFinetune:
         times this weight. With either weight, each epoch sees the unlabeled
         rows once and the labeled rows as often as it takes them to make up
         half of it.
+    consistency_weight : float, default=0.0
+        With a positive weight, every row (labeled or not) also contributes
+        the divergence of its prediction (from corrupted input, with
+        dropout) from the prediction of its clean input, times this weight;
+        each epoch then sees the rows as with the other two weights.
     loss, output_activation : str, default="mse", "identity"
         The reconstruction error and the reconstruction's activation, for
         ``reconstruction_weight``.
@@ -165,6 +170,7 @@ class SupervisedFinetune:
     head_only: bool = False
     reconstruction_weight: float = 0.0
     pseudo_label_weight: float = 0.0
+    consistency_weight: float = 0.0
     loss: str = "mse"
     output_activation: str = "identity"
 
@@ -183,7 +189,8 @@ class SupervisedFinetune:
             parameters = [*network.encoder.parameters(), *network.head.parameters()]
         train, validation = fit.labeled_split()
         pseudo_labels = self.pseudo_label_weight > 0 and not self.head_only
-        if reconstruction or pseudo_labels:
+        consistency = self.consistency_weight > 0 and not self.head_only
+        if reconstruction or pseudo_labels or consistency:
             train = fit.with_unlabeled_rows(train)
         phase = Phase(
             name=self.name,
@@ -194,6 +201,9 @@ class SupervisedFinetune:
                 ReconstructionLoss(self.loss, self.output_activation) if reconstruction else None,
                 self.reconstruction_weight if reconstruction else 0.0,
                 self.pseudo_label_weight if pseudo_labels else 0.0,
+                self.consistency_weight if consistency else 0.0,
+                # The clean pass: no corruption (the loss gets the clean rows), no dropout.
+                (lambda clean: network.predict_scores(clean)[0]) if consistency else None,
             ),
             code_activations=list(network.encoder_activation_names),
             rows=fit.rows,

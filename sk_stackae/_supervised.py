@@ -33,6 +33,7 @@ _SUPERVISED_CONSTRAINTS = {
     "unsupervised_finetune_epochs": [Interval(Integral, 0, None, closed="left")],
     "head_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
     "reconstruction_weight": [Interval(Real, 0, None, closed="left")],
+    "consistency_weight": [Interval(Real, 0, None, closed="left")],
 }
 
 _SHARED_PARAMETERS_DOC = """
@@ -84,6 +85,18 @@ _SHARED_PARAMETERS_DOC = """
         so that the encoder keeps what pretraining taught it; each epoch
         then sees every unlabeled row once and the labeled rows repeated to
         make up half of it.
+
+    consistency_weight : float, default=0.0
+        With a positive weight, the supervised fine-tune also trains the
+        prediction of every row, labeled or not, from its corrupted input
+        (``noise``, ``dropout``) toward the prediction of its clean input,
+        with this weight: the divergence of the predicted class
+        probabilities (classifier) or the squared difference of the
+        predictions (regressor). The network learns to answer the same
+        under the noise, which carries the labels to the unlabeled rows
+        around them (random-perturbation consistency). It needs ``noise`` or
+        ``dropout``, without which both predictions are the same; each epoch
+        sees the rows as with ``reconstruction_weight``.
 
     batch_size : int, default=256
         Rows per minibatch, clipped to the number of training rows.
@@ -238,6 +251,7 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
             task=self._task,
             reconstruction_weight=float(self.reconstruction_weight),
             pseudo_label_weight=self._pseudo_label_weight(),
+            consistency_weight=float(self.consistency_weight),
             loss=self.loss,
             output_activation=self.output_activation,
         )
@@ -337,7 +351,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         and ``-1`` is a class like any other.""",
         )
         .replace(
-            "    batch_size : int, default=256",
+            "    consistency_weight : float, default=0.0",
             """    pseudo_label_weight : float, default=0.0
         With a positive weight, the supervised fine-tune also trains every
         unlabeled row toward the class it predicts now (its pseudo-label,
@@ -345,7 +359,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         makes each epoch see every unlabeled row once and the labeled rows
         repeated to make up half of it.
 
-    batch_size : int, default=256""",
+    consistency_weight : float, default=0.0""",
         )
         + """
     Attributes
@@ -415,6 +429,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         finetune_epochs=50,
         reconstruction_weight=0.0,
         pseudo_label_weight=0.0,
+        consistency_weight=0.0,
         batch_size=256,
         learning_rate=1e-3,
         optimizer="adam",
@@ -449,6 +464,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         self.finetune_epochs = finetune_epochs
         self.reconstruction_weight = reconstruction_weight
         self.pseudo_label_weight = pseudo_label_weight
+        self.consistency_weight = consistency_weight
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.optimizer = optimizer
@@ -722,6 +738,7 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         head_warmup_epochs=0,
         finetune_epochs=50,
         reconstruction_weight=0.0,
+        consistency_weight=0.0,
         batch_size=256,
         learning_rate=1e-3,
         optimizer="adam",
@@ -755,6 +772,7 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         self.head_warmup_epochs = head_warmup_epochs
         self.finetune_epochs = finetune_epochs
         self.reconstruction_weight = reconstruction_weight
+        self.consistency_weight = consistency_weight
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.optimizer = optimizer

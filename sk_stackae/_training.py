@@ -125,7 +125,14 @@ class SupervisedLoss:
     (classification), every unlabeled row of the batch adds the
     cross-entropy of its scores against the class they predict now, times
     the weight: the pseudo-labels of Lee (2013), which push the decision
-    boundaries away from the unlabeled rows.
+    boundaries away from the unlabeled rows. With a positive
+    ``consistency_weight`` and a ``teacher``, every row of the batch,
+    labeled or not, adds the divergence of its scores (computed from the
+    corrupted input, with dropout) from the teacher's scores of its clean
+    input (no corruption, no dropout, no gradient), times the weight: the
+    prediction is trained to stay the same under the noise, which carries
+    the labels along the data's manifold (the random-perturbation
+    consistency of Miyato et al., 2018, and Laine and Aila, 2017).
 
     Parameters
     ----------
@@ -138,13 +145,33 @@ class SupervisedLoss:
         Its weight.
     pseudo_label_weight : float, default=0.0
         The weight of the pseudo-label term.
+    consistency_weight : float, default=0.0
+        The weight of the consistency term: the Kullback-Leibler divergence
+        of the predicted class probabilities from the teacher's
+        (classification), or the mean squared difference of the predictions
+        (regression), averaged over the rows of the batch.
+    teacher : callable or None, default=None
+        ``teacher(clean)`` gives the scores the consistency term aims at;
+        called without gradient.
     """
 
-    def __init__(self, task, reconstruction=None, reconstruction_weight=0.0, pseudo_label_weight=0.0):
+    def __init__(
+        self,
+        task,
+        reconstruction=None,
+        reconstruction_weight=0.0,
+        pseudo_label_weight=0.0,
+        consistency_weight=0.0,
+        teacher=None,
+    ):
+        if consistency_weight and teacher is None:
+            raise ValueError("A consistency term needs a teacher.")
         self.task = task
         self.reconstruction = reconstruction
         self.reconstruction_weight = reconstruction_weight
         self.pseudo_label_weight = pseudo_label_weight
+        self.consistency_weight = consistency_weight
+        self.teacher = teacher
 
     def head_error(self, scores, target):
         """Summed error over the labeled rows, and how many there are (both tensors: no host sync)."""
@@ -162,6 +189,33 @@ class SupervisedLoss:
         predicted = scores.detach().argmax(dim=1)
         summed = F.cross_entropy(scores, predicted, reduction="none").mul(unlabeled).sum()
         return summed / unlabeled.sum().clamp(min=1)
+
+    def teacher_scores(self, clean):
+        """The teacher's scores of the clean rows, in float32 and outside any graph."""
+        with torch.no_grad():
+            return self.teacher(clean).float()
+
+    def consistency_error(self, scores, teacher_scores):
+        """Mean divergence of ``scores`` from ``teacher_scores`` over the rows (see ``consistency_weight``)."""
+        if self.task == "classification":
+            teacher_log_probabilities = torch.log_softmax(teacher_scores, dim=1)
+            divergence = teacher_log_probabilities.exp() * (teacher_log_probabilities - torch.log_softmax(scores, dim=1))
+            return divergence.sum() / len(scores)
+        return (scores - teacher_scores).square().mean()
+
+    def consistency_value_and_gradient(self, scores, teacher_scores):
+        """:meth:`consistency_error` times the weight, and its gradient with respect to ``scores``."""
+        weight = self.consistency_weight / len(scores)
+        if self.task == "classification":
+            teacher_log_probabilities = torch.log_softmax(teacher_scores, dim=1)
+            teacher_probabilities = teacher_log_probabilities.exp()
+            log_probabilities = torch.log_softmax(scores, dim=1)
+            value = torch.sum(teacher_probabilities * (teacher_log_probabilities - log_probabilities)) * weight
+            # d KL(p_teacher || softmax(scores)) / d scores = softmax(scores) - p_teacher.
+            return value, log_probabilities.exp_().sub_(teacher_probabilities).mul_(weight)
+        difference = scores - teacher_scores
+        value = difference.square().sum() * (weight / scores.shape[1])
+        return value, difference.mul_(2.0 * weight / scores.shape[1])
 
     def value_and_gradient(self, output, clean, target):
         """The loss of :meth:`__call__` and its gradient with respect to ``output``, by hand.
@@ -196,6 +250,12 @@ class SupervisedLoss:
             row_weights = labeled.to(scores.dtype) / count
             value = torch.dot(difference.square().mean(dim=1), row_weights)
             gradient = difference.mul_(row_weights.unsqueeze(1) * (2.0 / scores.shape[1]))
+        if self.consistency_weight:
+            consistency_value, consistency_gradient = self.consistency_value_and_gradient(
+                scores, self.teacher_scores(clean)
+            )
+            value = value + consistency_value
+            gradient.add_(consistency_gradient)
         if reconstruction is None:
             return value, gradient
         reconstruction_value, reconstruction_gradient = self.reconstruction.value_and_gradient(reconstruction, clean)
@@ -208,6 +268,8 @@ class SupervisedLoss:
         loss = summed / count.clamp(min=1)
         if self.pseudo_label_weight:
             loss = loss + self.pseudo_label_weight * self.pseudo_label_error(scores, target)
+        if self.consistency_weight:
+            loss = loss + self.consistency_weight * self.consistency_error(scores, self.teacher_scores(clean))
         if reconstruction is None:
             return loss
         return loss + self.reconstruction_weight * self.reconstruction(reconstruction, clean)

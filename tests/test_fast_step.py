@@ -189,23 +189,26 @@ def supervised_target(task, n_outputs):
 
 
 @pytest.mark.parametrize(
-    ("task", "n_outputs", "reconstruction_weight", "pseudo_label_weight", "head_only"),
+    ("task", "n_outputs", "reconstruction_weight", "pseudo_label_weight", "consistency_weight", "head_only"),
     [
-        ("classification", 4, 0.0, 0.0, False),
-        ("classification", 2, 0.0, 0.0, False),
-        ("classification", 4, 0.7, 0.0, False),
-        ("classification", 4, 0.0, 0.4, False),
-        ("classification", 4, 0.7, 0.4, False),
-        ("classification", 4, 0.0, 0.0, True),
-        ("regression", 1, 0.0, 0.0, False),
-        ("regression", 3, 0.5, 0.0, False),
-        ("regression", 2, 0.0, 0.0, True),
+        ("classification", 4, 0.0, 0.0, 0.0, False),
+        ("classification", 2, 0.0, 0.0, 0.0, False),
+        ("classification", 4, 0.7, 0.0, 0.0, False),
+        ("classification", 4, 0.0, 0.4, 0.0, False),
+        ("classification", 4, 0.0, 0.0, 1.5, False),
+        ("classification", 4, 0.7, 0.4, 0.6, False),
+        ("classification", 4, 0.0, 0.0, 0.0, True),
+        ("regression", 1, 0.0, 0.0, 0.0, False),
+        ("regression", 3, 0.5, 0.0, 0.0, False),
+        ("regression", 2, 0.0, 0.0, 0.8, False),
+        ("regression", 3, 0.5, 0.0, 0.8, False),
+        ("regression", 2, 0.0, 0.0, 0.0, True),
     ],
 )
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("options", ["plain", "everything"])
 def test_a_supervised_phase_gets_the_gradients_of_autograd(
-    task, n_outputs, reconstruction_weight, pseudo_label_weight, head_only, tied, options
+    task, n_outputs, reconstruction_weight, pseudo_label_weight, consistency_weight, head_only, tied, options
 ):
     network = network_for("relu", tied, n_outputs=n_outputs)
     clean = batch()
@@ -225,6 +228,8 @@ def test_a_supervised_phase_gets_the_gradients_of_autograd(
             ReconstructionLoss("bce", "sigmoid") if reconstruction else None,
             reconstruction_weight,
             pseudo_label_weight,
+            consistency_weight,
+            (lambda clean: network.predict_scores(clean)[0]) if consistency_weight else None,
         ),
         code_activations=list(network.encoder_activation_names),
         rows=TensorRows(clean),
@@ -338,6 +343,7 @@ def test_supervised_fits_follow_the_same_loss_curve(monkeypatch):
             finetune_epochs=4,
             reconstruction_weight=0.5,
             pseudo_label_weight=0.2,
+            consistency_weight=0.3,
             unlabeled_label=-1,
             batch_size=32,
             random_state=0,
@@ -352,7 +358,9 @@ def test_supervised_fits_follow_the_same_loss_curve(monkeypatch):
     X = StandardScaler().fit_transform(X)
 
     def regressor():
-        return StackedAutoencoderRegressor((8, 4), pretrain_epochs=2, finetune_epochs=5, batch_size=32, random_state=0)
+        return StackedAutoencoderRegressor(
+            (8, 4), pretrain_epochs=2, finetune_epochs=5, consistency_weight=0.5, batch_size=32, random_state=0
+        )
 
     reference, fast = fit_both_ways(monkeypatch, regressor, X, y)
     np.testing.assert_allclose(fast.loss_curve_, reference.loss_curve_, rtol=1e-4)

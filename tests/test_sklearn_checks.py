@@ -172,6 +172,10 @@ SUPERVISED_CONFIGURATIONS = [
         n_iter_no_change=40,
         **SUPERVISED,
     ),
+    # the consistency term, under masking noise and dropout
+    StackedAutoencoderClassifier(
+        (16,), pretrain_epochs=2, finetune_epochs=30, consistency_weight=1.0, dropout=0.1, **SUPERVISED
+    ),
     StackedAutoencoderRegressor((16, 8), pretrain_epochs=2, finetune_epochs=30, **SUPERVISED),
     StackedAutoencoderRegressor((16,), pretrain_epochs=0, finetune_epochs=30, **SUPERVISED),
     StackedAutoencoderRegressor(
@@ -181,6 +185,7 @@ SUPERVISED_CONFIGURATIONS = [
         head_warmup_epochs=2,
         finetune_epochs=30,
         reconstruction_weight=0.5,
+        consistency_weight=0.5,
         unlabeled_label=np.nan,
         early_stopping=True,
         validation_fraction=0.2,

@@ -157,6 +157,90 @@ def test_reconstruction_weight_keeps_the_decoder_training_on_every_row(few_label
     assert len(rows) == n_unlabeled + n_labeled * round(n_unlabeled / n_labeled)
 
 
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_consistency_trains_every_row_toward_the_prediction_of_its_clean_input(few_labels, diabetes, task):
+    if task == "classification":
+        X, _, y_few = few_labels
+        model, unlabeled_label = StackedAutoencoderClassifier, -1
+    else:
+        X, y = diabetes
+        y_few = np.where(np.arange(len(y)) % 4 == 0, y, np.nan)
+        model, unlabeled_label = StackedAutoencoderRegressor, np.nan
+    log = PhaseLog()
+    model = model(
+        (32, 8),
+        pretrain_epochs=1,
+        finetune_epochs=2,
+        consistency_weight=0.5,
+        dropout=0.2,
+        unlabeled_label=unlabeled_label,
+        **FAST,
+    )
+    with listening(log):
+        model.fit(X, y_few)
+    supervised = log.phases[-1]
+    loss = supervised.loss
+    assert loss.consistency_weight == 0.5
+    # Every row joins the epoch; the decoder does not train (no reconstruction).
+    assert set(supervised.train_indices.tolist()) == set(range(len(X)))
+    assert not {id(p) for p in model.network_.decoder.parameters()} & {id(p) for p in supervised.parameters}
+    # The teacher is the fitted network on clean rows: no dropout, no noise.
+    rows = torch.as_tensor(X[:20], dtype=torch.float32, device=model.device_)
+    teacher = loss.teacher_scores(rows)
+    np.testing.assert_allclose(teacher.cpu().numpy(), model._scores(X[:20].astype(np.float32)), rtol=1e-5, atol=1e-6)
+    assert not teacher.requires_grad
+    # Its value: the divergence of the predictions from the teacher's, zero where they agree.
+    scores = torch.tensor([[2.0, 0.0, 1.0], [0.0, 1.0, -1.0]])
+    teacher_scores = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, -1.0]])
+    if task == "classification":
+        expected = torch.nn.functional.kl_div(
+            torch.log_softmax(scores, 1), torch.log_softmax(teacher_scores, 1), reduction="batchmean", log_target=True
+        )
+    else:
+        expected = torch.nn.functional.mse_loss(scores, teacher_scores)
+    torch.testing.assert_close(loss.consistency_error(scores, teacher_scores), expected)
+    assert float(loss.consistency_error(teacher_scores, teacher_scores)) == pytest.approx(0.0, abs=1e-7)
+    # By hand, the weighted value and the gradient that autograd finds.
+    scores.requires_grad_(True)
+    (loss.consistency_weight * loss.consistency_error(scores, teacher_scores)).backward()
+    value, gradient = loss.consistency_value_and_gradient(scores.detach().clone(), teacher_scores)
+    torch.testing.assert_close(value, 0.5 * expected)
+    torch.testing.assert_close(gradient, scores.grad)
+
+
+def test_consistency_lifts_accuracy_with_few_labels(digits):
+    # Five labels per class of digits; every other row unlabeled. Measured on
+    # three label draws: 20.7 % of the held-out rows wrong without the
+    # consistency term, 15.2 % with weight 1 (a 2-core Xeon). The bar asks for
+    # a clear part of that gain on one draw.
+    X, y = digits
+    order = np.random.RandomState(0).permutation(len(y))
+    test, train = order[:597], order[597:]
+    labeled = np.zeros(len(train), dtype=bool)
+    for label in range(10):
+        labeled[np.flatnonzero(y[train] == label)[:5]] = True
+    y_few = np.where(labeled, y[train], -1)
+
+    def error(consistency_weight):
+        model = StackedAutoencoderClassifier(
+            (64, 32),
+            pretrain_epochs=20,
+            unsupervised_finetune_epochs=5,
+            head_warmup_epochs=20,
+            finetune_epochs=50,
+            reconstruction_weight=1.0,
+            consistency_weight=consistency_weight,
+            batch_size=32,
+            unlabeled_label=-1,
+            device="cpu",
+            random_state=0,
+        ).fit(X[train], y_few)
+        return 1.0 - model.score(X[test], y[test])
+
+    without, with_consistency = error(0.0), error(1.0)
+    assert with_consistency < without - 0.02, (without, with_consistency)
+
+
 # ---------------------------------------------------------- semi-supervised
 
 
@@ -353,7 +437,13 @@ def test_pipeline_and_grid_search(few_labels):
 
 def test_an_autoencoder_and_a_classifier_share_their_parameter_names():
     autoencoder = set(StackedAutoencoder().get_params())
-    stages = {"unsupervised_finetune_epochs", "head_warmup_epochs", "reconstruction_weight", "unlabeled_label"}
+    stages = {
+        "unsupervised_finetune_epochs",
+        "head_warmup_epochs",
+        "reconstruction_weight",
+        "consistency_weight",
+        "unlabeled_label",
+    }
     for estimator, own in (
         (StackedAutoencoderClassifier(), {"pseudo_label_weight"}),
         (StackedAutoencoderRegressor(), set()),
