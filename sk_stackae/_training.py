@@ -199,8 +199,8 @@ class SupervisedLoss:
         """Mean divergence of ``scores`` from ``teacher_scores`` over the rows (see ``consistency_weight``)."""
         if self.task == "classification":
             teacher_log_probabilities = torch.log_softmax(teacher_scores, dim=1)
-            divergence = teacher_log_probabilities.exp() * (teacher_log_probabilities - torch.log_softmax(scores, dim=1))
-            return divergence.sum() / len(scores)
+            log_ratio = teacher_log_probabilities - torch.log_softmax(scores, dim=1)
+            return (teacher_log_probabilities.exp() * log_ratio).sum() / len(scores)
         return (scores - teacher_scores).square().mean()
 
     def consistency_value_and_gradient(self, scores, teacher_scores):
