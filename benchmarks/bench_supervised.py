@@ -12,6 +12,9 @@ Subcommands (each prints a markdown table; the machine is printed first):
 - ``search``: variations of the recipe (``SEARCH``; ``--labels 0`` for the
   all-labels ones, ``FULL_SEARCH``), seed by seed, each configuration's
   mean and range over ``--seeds`` label draws; ``--only`` picks some.
+- ``curve``: the test error every ``--every`` epochs of one long supervised
+  stage (``--curve-epochs``) for each configuration of ``--only`` (from
+  ``SEARCH``), per seed: how many supervised epochs a recipe wants.
 - ``full``: every training label: pretrained against no pretraining against
   ``MLPClassifier`` of the same shape and epochs; test error and time.
 - ``speed``: the supervised stage against ``MLPClassifier`` at equal epochs
@@ -28,6 +31,7 @@ import time
 import warnings
 
 import numpy as np
+import torch
 from _common import load_mnist_like, machine_description, print_table
 from sklearn.datasets import load_diabetes
 from sklearn.decomposition import PCA
@@ -40,6 +44,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.semi_supervised import SelfTrainingClassifier
 
 from sk_stackae import StackedAutoencoderClassifier, StackedAutoencoderRegressor
+from sk_stackae._engine import SUPERVISED_NAME
+from sk_stackae._listeners import TrainingListener, listening
 
 HIDDEN = (1000, 500, 250)
 
@@ -252,7 +258,7 @@ def run_search(args, X_train, y_train, X_test, y_test):
     errors = {name: [] for name in names}
     seconds = {name: [] for name in names}
     # Seed by seed: a run cut short still has whole rows for the first seeds.
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         y = y_train if args.labels == 0 else few_labels(y_train, args.labels, seed)
         for name in names:
             model = classifier(seed, args.device, **configurations[name])
@@ -272,6 +278,83 @@ def run_search(args, X_train, y_train, X_test, y_test):
                 f"{statistics.mean(seconds[name]):.0f}",
             ]
             for name in names
+        ],
+    )
+
+
+class TestErrorCurve(TrainingListener):
+    """The test error after every ``every`` epochs of the supervised fine-tune.
+
+    Also the test error of the weights averaged over the epochs from
+    ``average_from`` on (the mean of the weights at the end of each epoch,
+    as stochastic weight averaging takes it), at the same epochs.
+    """
+
+    def __init__(self, X_test, y_test, every, average_from):
+        self.X_test = X_test
+        self.y_test = y_test
+        self.every = every
+        self.average_from = average_from
+        self.errors = {}
+        self.averaged_errors = {}
+        self.average = None
+        self.n_averaged = 0
+
+    def test_error(self, network, device):
+        rows = torch.as_tensor(self.X_test, dtype=torch.float32, device=device)
+        with torch.no_grad():
+            scores = torch.cat([network.predict_scores(batch)[0] for batch in rows.split(4096)])
+        return 100 * float((scores.argmax(dim=1).cpu().numpy() != self.y_test).mean())
+
+    def epoch_ended(self, phase, epoch, loss, seconds, validation_score=None):
+        if phase.name != SUPERVISED_NAME:
+            return
+        network = phase.forward.__self__
+        device = phase.rows.tensor.device
+        if epoch >= self.average_from:
+            with torch.no_grad():
+                if self.average is None:
+                    self.average = [p.detach().clone() for p in network.parameters()]
+                else:
+                    for mean, p in zip(self.average, network.parameters(), strict=True):
+                        mean.add_(p.detach() - mean, alpha=1 / (self.n_averaged + 1))
+            self.n_averaged += 1
+        if epoch % self.every:
+            return
+        self.errors[epoch] = self.test_error(network, device)
+        line = f"    epoch {epoch}: {self.errors[epoch]:.2f} %"
+        if self.average is not None:
+            current = [p.detach().clone() for p in network.parameters()]
+            with torch.no_grad():
+                for p, mean in zip(network.parameters(), self.average, strict=True):
+                    p.copy_(mean)
+                self.averaged_errors[epoch] = self.test_error(network, device)
+                for p, value in zip(network.parameters(), current, strict=True):
+                    p.copy_(value)
+            line += f", averaged from epoch {self.average_from}: {self.averaged_errors[epoch]:.2f} %"
+        print(line, flush=True)
+
+
+def run_curve(args, X_train, y_train, X_test, y_test):
+    names = args.only or ["50 supervised epochs"]
+    rows = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        y = few_labels(y_train, args.labels, seed)
+        for name in names:
+            print(f"  seed {seed} {name}, {args.curve_epochs} supervised epochs", flush=True)
+            curve = TestErrorCurve(X_test, y_test, args.every, args.average_from)
+            params = {**SEARCH[name], "finetune_epochs": args.curve_epochs}
+            with listening(curve):
+                classifier(seed, args.device, **params).fit(X_train, y)
+            rows.append((name, seed, "last", curve.errors))
+            rows.append((name, seed, f"averaged from {args.average_from}", curve.averaged_errors))
+    epochs = sorted({epoch for *_, errors in rows for epoch in errors})
+    print(f"\n{args.labels} labels, test error % after each number of supervised epochs\n")
+    print_table(
+        ["configuration", "seed", "weights", *map(str, epochs)],
+        [
+            [name, seed, weights, *(f"{errors[e]:.2f}" if e in errors else "" for e in epochs)]
+            for name, seed, weights, errors in rows
         ],
     )
 
@@ -362,12 +445,16 @@ def run_regression(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["few", "ablation", "search", "full", "speed", "regression"])
+    parser.add_argument("command", choices=["few", "ablation", "search", "curve", "full", "speed", "regression"])
     parser.add_argument("--data-dir", help="folder with the MNIST (or Fashion-MNIST) IDX gzip files")
     parser.add_argument(
         "--labels", type=int, default=1000, help="labeled training rows (few, ablation, search; 0: all, search)"
     )
-    parser.add_argument("--seeds", type=int, default=3, help="seeds (few)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds (few, search, curve)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (search, curve)")
+    parser.add_argument("--curve-epochs", type=int, default=100, help="supervised epochs (curve)")
+    parser.add_argument("--every", type=int, default=10, help="epochs between test errors (curve)")
+    parser.add_argument("--average-from", type=int, default=20, help="the first epoch of the averaged weights (curve)")
     parser.add_argument("--epochs", type=int, default=2, help="supervised epochs (full, speed)")
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout (full)")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (speed)")
@@ -395,7 +482,14 @@ def main(argv=None):
         run_regression(args)
         return
     X_train, y_train, X_test, y_test = load_mnist_like(args.data_dir)
-    commands = {"few": run_few, "ablation": run_ablation, "search": run_search, "full": run_full, "speed": run_speed}
+    commands = {
+        "few": run_few,
+        "ablation": run_ablation,
+        "search": run_search,
+        "curve": run_curve,
+        "full": run_full,
+        "speed": run_speed,
+    }
     commands[args.command](args, X_train, y_train, X_test, y_test)
 
 

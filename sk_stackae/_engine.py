@@ -160,6 +160,10 @@ class SupervisedFinetune:
         the divergence of its prediction (from corrupted input, with
         dropout) from the prediction of its clean input, times this weight;
         each epoch then sees the rows as with the other two weights.
+    average_from_epoch : int or None, default=None
+        From this epoch on, average the weights at the ends of the epochs
+        and end with the mean (see :class:`~sk_stackae._training.Phase`);
+        None ends with the last weights. Not for ``head_only``.
     loss, output_activation : str, default="mse", "identity"
         The reconstruction error and the reconstruction's activation, for
         ``reconstruction_weight``.
@@ -171,6 +175,7 @@ class SupervisedFinetune:
     reconstruction_weight: float = 0.0
     pseudo_label_weight: float = 0.0
     consistency_weight: float = 0.0
+    average_from_epoch: int | None = None
     loss: str = "mse"
     output_activation: str = "identity"
 
@@ -212,6 +217,7 @@ class SupervisedFinetune:
             train_indices=train,
             validation_indices=validation,
             metric=AccuracyScore() if self.task == "classification" else R2Score(),
+            average_from_epoch=None if self.head_only else self.average_from_epoch,
         )
         fit.start_head()
         fit.train(self, phase)

@@ -34,6 +34,7 @@ _SUPERVISED_CONSTRAINTS = {
     "head_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
     "reconstruction_weight": [Interval(Real, 0, None, closed="left")],
     "consistency_weight": [Interval(Real, 0, None, closed="left")],
+    "average_from_epoch": [Interval(Integral, 1, None, closed="left"), None],
 }
 
 _SHARED_PARAMETERS_DOC = """
@@ -78,6 +79,17 @@ _SHARED_PARAMETERS_DOC = """
     finetune_epochs : int, default=50
         Epochs of the supervised fine-tune: the encoder and the head trained
         end to end on the labeled rows (the most, with early stopping).
+
+    average_from_epoch : int or None, default=None
+        When set, the supervised fine-tune ends with the mean of the
+        weights it had at the ends of its epochs, from this one (counted
+        from 1) to the last, instead of its last weights: stochastic weight
+        averaging (Izmailov et al., 2018). With a constant step size the
+        weights scatter from epoch to epoch around a good region, and their
+        mean sits nearer its centre. With ``early_stopping``, the mean is
+        what is validated once averaging has begun, and the best validated
+        weights are kept. :meth:`partial_fit` trains one epoch per call and
+        does not average. Must not exceed ``finetune_epochs``.
 
     reconstruction_weight : float, default=0.0
         With a positive weight, the supervised fine-tune also minimises this
@@ -239,6 +251,12 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
                 "warm_start=True continues the fitted network with the supervised fine-tune alone, "
                 "and finetune_epochs=0 leaves nothing to train."
             )
+        if self.average_from_epoch is not None and self.average_from_epoch > self.finetune_epochs:
+            raise ValueError(
+                f"average_from_epoch={self.average_from_epoch} is after the last supervised epoch "
+                f"(finetune_epochs={self.finetune_epochs}): nothing would be averaged. Set it to at most "
+                "finetune_epochs, or to None to keep the last weights."
+            )
         if self.finetune_epochs == 0 and self.head_warmup_epochs == 0:
             raise ValueError(
                 "finetune_epochs and head_warmup_epochs are both 0: the prediction head would never be trained. "
@@ -252,6 +270,7 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
             reconstruction_weight=float(self.reconstruction_weight),
             pseudo_label_weight=self._pseudo_label_weight(),
             consistency_weight=float(self.consistency_weight),
+            average_from_epoch=None if incremental else self.average_from_epoch,
             loss=self.loss,
             output_activation=self.output_activation,
         )
@@ -427,6 +446,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         unsupervised_finetune_epochs=0,
         head_warmup_epochs=0,
         finetune_epochs=50,
+        average_from_epoch=None,
         reconstruction_weight=0.0,
         pseudo_label_weight=0.0,
         consistency_weight=0.0,
@@ -462,6 +482,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         self.unsupervised_finetune_epochs = unsupervised_finetune_epochs
         self.head_warmup_epochs = head_warmup_epochs
         self.finetune_epochs = finetune_epochs
+        self.average_from_epoch = average_from_epoch
         self.reconstruction_weight = reconstruction_weight
         self.pseudo_label_weight = pseudo_label_weight
         self.consistency_weight = consistency_weight
@@ -737,6 +758,7 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         unsupervised_finetune_epochs=0,
         head_warmup_epochs=0,
         finetune_epochs=50,
+        average_from_epoch=None,
         reconstruction_weight=0.0,
         consistency_weight=0.0,
         batch_size=256,
@@ -771,6 +793,7 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         self.unsupervised_finetune_epochs = unsupervised_finetune_epochs
         self.head_warmup_epochs = head_warmup_epochs
         self.finetune_epochs = finetune_epochs
+        self.average_from_epoch = average_from_epoch
         self.reconstruction_weight = reconstruction_weight
         self.consistency_weight = consistency_weight
         self.batch_size = batch_size

@@ -576,6 +576,12 @@ class Phase:
     metric : object, default=None
         The validation score (``partial`` and ``finish``, see
         :class:`MeanScore`); None scores minus the mean per-sample loss.
+    average_from_epoch : int or None, default=None
+        From this epoch (counted from 1) on, keep the running mean of the
+        parameters at the end of each epoch, and end the phase with it
+        (stochastic weight averaging); with early stopping, the mean is what
+        is validated once it exists. None: the phase ends with its last
+        weights.
     """
 
     name: str
@@ -589,6 +595,7 @@ class Phase:
     train_indices: torch.Tensor | None = None
     validation_indices: torch.Tensor | None = None
     metric: object = None
+    average_from_epoch: int | None = None
 
     def batch(self, indices):
         """The clean input rows and the targets (or None) at ``indices``."""
@@ -728,6 +735,56 @@ class _EarlyStopping:
             parameter.copy_(best)
 
 
+class _WeightAverage:
+    """The running mean of a phase's parameters at the ends of its epochs, from one epoch on.
+
+    Stochastic weight averaging (Izmailov et al., 2018): with a constant
+    step size, the weights at the ends of successive epochs scatter around
+    a wide minimum, and their mean sits nearer its centre than any of them.
+    ``torch.optim.swa_utils.AveragedModel`` averages a whole module; a phase
+    trains a subset of the network's parameters, and validation needs the
+    mean swapped in and out, so the mean is kept here, one tensor per
+    parameter.
+    """
+
+    def __init__(self, parameters, start_epoch):
+        self.parameters = list(parameters)
+        self.start_epoch = start_epoch
+        self.mean = None
+        self.count = 0
+
+    @torch.no_grad()
+    def epoch_ended(self, epoch):
+        if epoch < self.start_epoch:
+            return
+        self.count += 1
+        if self.mean is None:
+            self.mean = [parameter.detach().clone() for parameter in self.parameters]
+        else:
+            torch._foreach_lerp_(self.mean, self.parameters, 1.0 / self.count)
+
+    @contextmanager
+    def swapped_in(self):
+        """Within the block, the parameters hold the mean (once there is one); afterwards, their own values."""
+        if self.mean is None:
+            yield
+            return
+        with torch.no_grad():
+            own = [parameter.detach().clone() for parameter in self.parameters]
+            torch._foreach_copy_(self.parameters, self.mean)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.parameters, own)
+
+    @torch.no_grad()
+    def apply(self):
+        """Leave the mean in the parameters (nothing happens before the first averaged epoch)."""
+        if self.mean is not None:
+            torch._foreach_copy_(self.parameters, self.mean)
+
+
 def train_phase(phase, options, generator, listener=None, optimizer=None):
     """Train one phase.
 
@@ -789,6 +846,9 @@ class _PhaseTrainer:
         if options.early_stopping:
             self.early_stopping = _EarlyStopping(phase.parameters, options.n_iter_no_change, options.tol)
             self.result.validation_scores = []
+        self.average = None
+        if phase.average_from_epoch is not None:
+            self.average = _WeightAverage(phase.parameters, phase.average_from_epoch)
 
     def train(self):
         try:
@@ -804,7 +864,10 @@ class _PhaseTrainer:
             self.result.interrupted = True
         finally:
             if self.early_stopping is not None:
+                # The best validated weights: the mean's, once it was validated.
                 self.early_stopping.restore_best_weights()
+            elif self.average is not None:
+                self.average.apply()
             if self.graphs is not None:
                 self.result.graphed_steps = self.graphs.replayed_steps
                 self.graphs.release()
@@ -815,15 +878,22 @@ class _PhaseTrainer:
         """Train one epoch, record it, and say whether early stopping ends the phase."""
         started = time.perf_counter()
         loss = self.run_epoch(epoch)
+        if self.average is not None:
+            self.average.epoch_ended(epoch)
         score = None
+        stop = False
         if self.early_stopping is not None:
-            score = self.validation_score()
+            # With weight averaging, the mean is what the phase would end
+            # with: it is what is validated, and kept if it scores best.
+            with self.average.swapped_in() if self.average is not None else nullcontext():
+                score = self.validation_score()
+                stop = self.early_stopping.should_stop(score)
         # Recorded together, so that an interrupt leaves matching curves.
         self.result.loss_curve.append(loss)
         if score is not None:
             self.result.validation_scores.append(score)
         self.listener.epoch_ended(self.phase, epoch, loss, time.perf_counter() - started, score)
-        return self.early_stopping is not None and self.early_stopping.should_stop(score)
+        return stop
 
     def run_epoch(self, epoch):
         """One pass over the training rows in shuffled batches; the mean loss."""

@@ -241,6 +241,81 @@ def test_consistency_lifts_accuracy_with_few_labels(digits):
     assert with_consistency < without - 0.02, (without, with_consistency)
 
 
+class SupervisedWeights(TrainingListener):
+    """The trained parameters at the end of every supervised epoch, as the optimiser left them."""
+
+    def __init__(self):
+        self.weights = []
+
+    def epoch_ended(self, phase, epoch, loss, seconds, validation_score=None):
+        if phase.name == "supervised finetune":
+            self.weights.append([p.detach().clone() for p in phase.parameters])
+            self.parameters = phase.parameters
+
+
+def mean_of(snapshots):
+    return [torch.stack(tensors).mean(dim=0) for tensors in zip(*snapshots, strict=True)]
+
+
+def test_weight_averaging_ends_with_the_mean_of_the_epochs_weights(few_labels):
+    X, _, y_few = few_labels
+    params = dict(pretrain_epochs=1, head_warmup_epochs=1, finetune_epochs=6, unlabeled_label=-1, **FAST)
+    record = SupervisedWeights()
+    with listening(record):
+        averaged = StackedAutoencoderClassifier((32, 8), average_from_epoch=4, **params).fit(X, y_few)
+    assert len(record.weights) == 6
+    for parameter, mean in zip(record.parameters, mean_of(record.weights[3:]), strict=True):
+        torch.testing.assert_close(parameter.detach(), mean)
+    # Averaging changes nothing about training: the same run without it ends
+    # with the last of the same weights.
+    last = StackedAutoencoderClassifier((32, 8), **params).fit(X, y_few)
+    np.testing.assert_allclose(last.loss_curve_, averaged.loss_curve_, rtol=1e-6)
+    last_weights = dict(zip(map(id, record.parameters), record.weights[-1], strict=True))
+    for name, parameter in last.network_.named_parameters():
+        fitted = dict(averaged.network_.named_parameters())[name]
+        if id(fitted) in last_weights:
+            torch.testing.assert_close(parameter.detach(), last_weights[id(fitted)])
+
+
+def test_weight_averaging_with_early_stopping_validates_and_keeps_the_mean(diabetes):
+    X, y = diabetes
+    record = SupervisedWeights()
+    with listening(record):
+        model = StackedAutoencoderRegressor(
+            (16,),
+            pretrain_epochs=0,
+            finetune_epochs=40,
+            average_from_epoch=1,
+            learning_rate=1e-2,
+            early_stopping=True,
+            n_iter_no_change=3,
+            tol=1e-2,
+            **FAST,
+        ).fit(X, y)
+    assert len(record.weights) == len(model.validation_scores_) < 40  # it stopped early
+    # Every validated weight set was a mean; the best one is what the fit kept,
+    # not the weights the optimiser had at that epoch.
+    best = int(np.argmax(model.validation_scores_))
+    kept = [parameter.detach() for parameter in record.parameters]
+    for parameter, mean in zip(kept, mean_of(record.weights[: best + 1]), strict=True):
+        torch.testing.assert_close(parameter, mean)
+    assert not all(torch.equal(p, raw) for p, raw in zip(kept, record.weights[best], strict=True))
+    assert model.best_validation_score_ == max(model.validation_scores_)
+
+
+def test_weight_averaging_leaves_partial_fit_alone_and_refuses_a_start_after_the_last_epoch(few_labels):
+    X, y, _ = few_labels
+    params = dict(hidden_layer_sizes=(16,), pretrain_epochs=0, **FAST)
+    plain = StackedAutoencoderClassifier(**params)
+    averaged = StackedAutoencoderClassifier(average_from_epoch=1, **params)
+    for model in (plain, averaged):
+        for _ in range(2):
+            model.partial_fit(X, y, classes=np.arange(10))
+    np.testing.assert_array_equal(plain.predict_proba(X), averaged.predict_proba(X))
+    with pytest.raises(ValueError, match="average_from_epoch=60 is after the last supervised epoch"):
+        StackedAutoencoderClassifier(finetune_epochs=50, average_from_epoch=60, **params).fit(X, y)
+
+
 # ---------------------------------------------------------- semi-supervised
 
 
@@ -442,6 +517,7 @@ def test_an_autoencoder_and_a_classifier_share_their_parameter_names():
         "head_warmup_epochs",
         "reconstruction_weight",
         "consistency_weight",
+        "average_from_epoch",
         "unlabeled_label",
     }
     for estimator, own in (
