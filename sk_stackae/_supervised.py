@@ -26,6 +26,7 @@ from sklearn.utils.validation import column_or_1d
 from ._base import BaseStackedAutoencoder
 from ._engine import Finetune, GreedyPretraining, SupervisedFinetune, Targets
 from ._network import ACTIVATIONS
+from ._warnings import warn_at_caller
 
 _SUPERVISED_CONSTRAINTS = {
     **BaseStackedAutoencoder._parameter_constraints,
@@ -244,6 +245,17 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
 
     def _pseudo_label_weight(self):
         return 0.0
+
+    def _warn_about_wasted_settings(self, n_features, hidden_layer_sizes, device):
+        super()._warn_about_wasted_settings(n_features, hidden_layer_sizes, device)
+        corrupted = (self.noise is not None and self.noise_level > 0) or self.dropout > 0
+        if self.consistency_weight > 0 and not corrupted:
+            warn_at_caller(
+                f"consistency_weight={self.consistency_weight} does nothing without noise or dropout: the "
+                "prediction it trains is then the clean prediction it aims at. Set noise (e.g. noise='masking') "
+                "or dropout, or leave consistency_weight at 0.",
+                UserWarning,
+            )
 
     def _check_epochs(self, continuing):
         if continuing and self.finetune_epochs == 0:

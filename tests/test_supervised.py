@@ -208,6 +208,18 @@ def test_consistency_trains_every_row_toward_the_prediction_of_its_clean_input(f
     torch.testing.assert_close(gradient, scores.grad)
 
 
+def test_consistency_without_noise_or_dropout_is_called_out(few_labels):
+    X, _, y_few = few_labels
+    model = StackedAutoencoderClassifier(
+        (16,), pretrain_epochs=0, finetune_epochs=1, consistency_weight=1.0, noise=None, unlabeled_label=-1, **FAST
+    )
+    with pytest.warns(UserWarning, match="consistency_weight=1.0 does nothing without noise or dropout"):
+        model.fit(X, y_few)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.set_params(dropout=0.1).fit(X, y_few)
+
+
 def test_consistency_lifts_accuracy_with_few_labels(digits):
     # Five labels per class of digits; every other row unlabeled. Measured on
     # three label draws: 20.7 % of the held-out rows wrong without the
