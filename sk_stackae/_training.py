@@ -198,10 +198,13 @@ class SupervisedLoss:
     def consistency_error(self, scores, teacher_scores):
         """Mean divergence of ``scores`` from ``teacher_scores`` over the rows (see ``consistency_weight``)."""
         if self.task == "classification":
-            teacher_log_probabilities = torch.log_softmax(teacher_scores, dim=1)
-            log_ratio = teacher_log_probabilities - torch.log_softmax(scores, dim=1)
-            return (teacher_log_probabilities.exp() * log_ratio).sum() / len(scores)
-        return (scores - teacher_scores).square().mean()
+            return F.kl_div(
+                torch.log_softmax(scores, dim=1),
+                torch.log_softmax(teacher_scores, dim=1),
+                reduction="batchmean",
+                log_target=True,
+            )
+        return F.mse_loss(scores, teacher_scores)
 
     def consistency_value_and_gradient(self, scores, teacher_scores):
         """:meth:`consistency_error` times the weight, and its gradient with respect to ``scores``."""
