@@ -46,6 +46,7 @@ from sklearn.semi_supervised import SelfTrainingClassifier
 from sk_stackae import StackedAutoencoderClassifier, StackedAutoencoderRegressor
 from sk_stackae._engine import SUPERVISED_NAME
 from sk_stackae._listeners import TrainingListener, listening
+from sk_stackae._training import _WeightAverage
 
 HIDDEN = (1000, 500, 250)
 
@@ -294,8 +295,8 @@ class TestErrorCurve(TrainingListener):
     """The test error after every ``every`` epochs of the supervised fine-tune.
 
     Also the test error of the weights averaged over the epochs from
-    ``average_from`` on (the mean of the weights at the end of each epoch,
-    as stochastic weight averaging takes it), at the same epochs.
+    ``average_from`` on, by the running mean that ``average_from_epoch``
+    keeps: what a fit with ``finetune_epochs`` at that epoch would end with.
     """
 
     def __init__(self, X_test, y_test, every, average_from):
@@ -306,7 +307,6 @@ class TestErrorCurve(TrainingListener):
         self.errors = {}
         self.averaged_errors = {}
         self.average = None
-        self.n_averaged = 0
 
     def test_error(self, network, device):
         rows = torch.as_tensor(self.X_test, dtype=torch.float32, device=device)
@@ -319,26 +319,16 @@ class TestErrorCurve(TrainingListener):
             return
         network = phase.forward.__self__
         device = phase.rows.tensor.device
-        if epoch >= self.average_from:
-            with torch.no_grad():
-                if self.average is None:
-                    self.average = [p.detach().clone() for p in network.parameters()]
-                else:
-                    for mean, p in zip(self.average, network.parameters(), strict=True):
-                        mean.add_(p.detach() - mean, alpha=1 / (self.n_averaged + 1))
-            self.n_averaged += 1
+        if self.average is None:
+            self.average = _WeightAverage(phase.parameters, self.average_from)
+        self.average.epoch_ended(epoch)
         if epoch % self.every:
             return
         self.errors[epoch] = self.test_error(network, device)
         line = f"    epoch {epoch}: {self.errors[epoch]:.2f} %"
-        if self.average is not None:
-            current = [p.detach().clone() for p in network.parameters()]
-            with torch.no_grad():
-                for p, mean in zip(network.parameters(), self.average, strict=True):
-                    p.copy_(mean)
+        if epoch >= self.average_from:
+            with self.average.swapped_in():
                 self.averaged_errors[epoch] = self.test_error(network, device)
-                for p, value in zip(network.parameters(), current, strict=True):
-                    p.copy_(value)
             line += f", averaged from epoch {self.average_from}: {self.averaged_errors[epoch]:.2f} %"
         print(line, flush=True)
 
