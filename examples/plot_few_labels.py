@@ -41,23 +41,13 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, strati
 order = np.random.RandomState(0).permutation(len(y_train))
 
 common = {"hidden_layer_sizes": (128, 32), "batch_size": 32, "unlabeled_label": -1, "random_state": 0}
+# Masking-noise pretraining on every row, then a supervised fine-tune that
+# keeps the reconstruction of every row in its loss.
+pretrained = {"pretrain_epochs": 20, "noise": "masking", "noise_level": 0.25, "reconstruction_weight": 1.0}
 methods = {
-    "pretrained on every row": lambda: StackedAutoencoderClassifier(
-        pretrain_epochs=20,
-        noise="masking",
-        noise_level=0.25,
-        reconstruction_weight=1.0,
-        finetune_epochs=30,
-        **common,
-    ),
+    "pretrained on every row": lambda: StackedAutoencoderClassifier(**pretrained, finetune_epochs=30, **common),
     "pretrained, consistency": lambda: StackedAutoencoderClassifier(
-        pretrain_epochs=20,
-        noise="masking",
-        noise_level=0.25,
-        reconstruction_weight=1.0,
-        consistency_weight=1.0,
-        finetune_epochs=30,
-        **common,
+        **pretrained, consistency_weight=1.0, finetune_epochs=30, **common
     ),
     "no pretraining": lambda: StackedAutoencoderClassifier(pretrain_epochs=0, finetune_epochs=200, **common),
 }
