@@ -131,6 +131,22 @@ SEARCH = {
         "dropout": 0.5,
         "finetune_epochs": 50,
     },
+    # Virtual adversarial training: the consistency term against the
+    # perturbation of each row that changes its prediction most.
+    "virtual adversarial 1": {**RECIPE, "consistency_weight": 1.0, "adversarial_epsilon": 1.0},
+    "virtual adversarial 2": {**RECIPE, "consistency_weight": 1.0, "adversarial_epsilon": 2.0},
+    "virtual adversarial 1, dropout 0.5": {
+        **RECIPE,
+        "consistency_weight": 1.0,
+        "adversarial_epsilon": 1.0,
+        "dropout": 0.5,
+    },
+    "virtual adversarial 1, no pretraining": {
+        **NO_PRETRAINING,
+        "finetune_epochs": 20,
+        "consistency_weight": 1.0,
+        "adversarial_epsilon": 1.0,
+    },
     # The baselines with the same regularisation: no pretraining, dropout 0.5,
     # as many supervised epochs as the few-label table's or five times that.
     "no pretraining": NO_PRETRAINING,

@@ -160,6 +160,11 @@ class SupervisedFinetune:
         the divergence of its prediction (from corrupted input, with
         dropout) from the prediction of its clean input, times this weight;
         each epoch then sees the rows as with the other two weights.
+    adversarial_epsilon : float, default=0.0
+        With a positive value (and a consistency weight), each corrupted
+        input also moves by this L2 norm in the direction that changes its
+        prediction most: virtual adversarial training (see
+        :class:`~sk_stackae._training.SupervisedLoss`).
     average_from_epoch : int or None, default=None
         From this epoch on, average the weights at the ends of the epochs
         and end with the mean (see :class:`~sk_stackae._training.Phase`);
@@ -175,6 +180,7 @@ class SupervisedFinetune:
     reconstruction_weight: float = 0.0
     pseudo_label_weight: float = 0.0
     consistency_weight: float = 0.0
+    adversarial_epsilon: float = 0.0
     average_from_epoch: int | None = None
     loss: str = "mse"
     output_activation: str = "identity"
@@ -209,6 +215,7 @@ class SupervisedFinetune:
                 self.consistency_weight if consistency else 0.0,
                 # The clean pass: no corruption (the loss gets the clean rows), no dropout.
                 (lambda clean: network.predict_scores(clean)[0]) if consistency else None,
+                self.adversarial_epsilon if consistency else 0.0,
             ),
             code_activations=list(network.encoder_activation_names),
             rows=fit.rows,

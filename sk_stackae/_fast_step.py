@@ -159,9 +159,7 @@ class FastStep:
     def __call__(self, clean, target):
         """One batch: leave the gradients in ``.grad``; return the loss (without penalties)."""
         objective = self.objective
-        inputs = (
-            clean if objective.noise is None else objective.noise(clean, objective.noise_level, objective.generator)
-        )
+        inputs = objective.corrupt(clean)
         trunk_saved = []
         hidden = inputs
         for step in self.trunk:

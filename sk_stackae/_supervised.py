@@ -35,6 +35,7 @@ _SUPERVISED_CONSTRAINTS = {
     "head_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
     "reconstruction_weight": [Interval(Real, 0, None, closed="left")],
     "consistency_weight": [Interval(Real, 0, None, closed="left")],
+    "adversarial_epsilon": [Interval(Real, 0, None, closed="left")],
     "average_from_epoch": [Interval(Integral, 1, None, closed="left"), None],
 }
 
@@ -108,8 +109,21 @@ _SHARED_PARAMETERS_DOC = """
         predictions (regressor). The network learns to answer the same
         under the noise, which carries the labels to the unlabeled rows
         around them (random-perturbation consistency). It needs ``noise`` or
-        ``dropout``, without which both predictions are the same; each epoch
-        sees the rows as with ``reconstruction_weight``.
+        ``dropout`` or ``adversarial_epsilon``, without which both
+        predictions are the same; each epoch sees the rows as with
+        ``reconstruction_weight``.
+
+    adversarial_epsilon : float, default=0.0
+        With a positive value, the corrupted input that ``consistency_weight``
+        trains on also moves, row by row, by a step of this length (L2 norm,
+        in the units of ``X`` as the estimator receives it) in the direction
+        that changes the row's prediction most, found by one extra gradient
+        pass per batch: virtual adversarial training (Miyato et al., 2018).
+        The network then learns to answer the same where it is most
+        sensitive, not only under random noise. Every term of the supervised
+        fine-tune trains on the moved rows. A batch costs about 1.5 times
+        as much. Needs ``consistency_weight > 0``. Miyato et al. used 0.3
+        to 2 for MNIST pixels in [0, 1] (a row's norm is about 9 there).
 
     batch_size : int, default=256
         Rows per minibatch, clipped to the number of training rows.
@@ -248,16 +262,23 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
 
     def _warn_about_wasted_settings(self, n_features, hidden_layer_sizes, device):
         super()._warn_about_wasted_settings(n_features, hidden_layer_sizes, device)
-        corrupted = (self.noise is not None and self.noise_level > 0) or self.dropout > 0
+        noisy = self.noise is not None and self.noise_level > 0
+        corrupted = noisy or self.dropout > 0 or self.adversarial_epsilon > 0
         if self.consistency_weight > 0 and not corrupted:
             warn_at_caller(
-                f"consistency_weight={self.consistency_weight} does nothing without noise or dropout: the "
-                "prediction it trains is then the clean prediction it aims at. Set noise (e.g. noise='masking') "
-                "or dropout, or leave consistency_weight at 0.",
+                f"consistency_weight={self.consistency_weight} does nothing without noise, dropout or "
+                "adversarial_epsilon: the prediction it trains is then the clean prediction it aims at. Set "
+                "noise (e.g. noise='masking'), dropout or adversarial_epsilon, or leave consistency_weight at 0.",
                 UserWarning,
             )
 
     def _check_epochs(self, continuing):
+        if self.adversarial_epsilon > 0 and self.consistency_weight == 0:
+            raise ValueError(
+                f"adversarial_epsilon={self.adversarial_epsilon} perturbs the inputs of the consistency term, "
+                "and consistency_weight=0 leaves none. Set consistency_weight > 0 (e.g. 1.0), or leave "
+                "adversarial_epsilon at 0."
+            )
         if continuing and self.finetune_epochs == 0:
             raise ValueError(
                 "warm_start=True continues the fitted network with the supervised fine-tune alone, "
@@ -282,6 +303,7 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
             reconstruction_weight=float(self.reconstruction_weight),
             pseudo_label_weight=self._pseudo_label_weight(),
             consistency_weight=float(self.consistency_weight),
+            adversarial_epsilon=float(self.adversarial_epsilon),
             average_from_epoch=None if incremental else self.average_from_epoch,
             loss=self.loss,
             output_activation=self.output_activation,
@@ -462,6 +484,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         reconstruction_weight=0.0,
         pseudo_label_weight=0.0,
         consistency_weight=0.0,
+        adversarial_epsilon=0.0,
         batch_size=256,
         learning_rate=1e-3,
         optimizer="adam",
@@ -498,6 +521,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         self.reconstruction_weight = reconstruction_weight
         self.pseudo_label_weight = pseudo_label_weight
         self.consistency_weight = consistency_weight
+        self.adversarial_epsilon = adversarial_epsilon
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.optimizer = optimizer
@@ -773,6 +797,7 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         average_from_epoch=None,
         reconstruction_weight=0.0,
         consistency_weight=0.0,
+        adversarial_epsilon=0.0,
         batch_size=256,
         learning_rate=1e-3,
         optimizer="adam",
@@ -808,6 +833,7 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         self.average_from_epoch = average_from_epoch
         self.reconstruction_weight = reconstruction_weight
         self.consistency_weight = consistency_weight
+        self.adversarial_epsilon = adversarial_epsilon
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.optimizer = optimizer

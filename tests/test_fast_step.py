@@ -210,6 +210,39 @@ def supervised_target(task, n_outputs):
 def test_a_supervised_phase_gets_the_gradients_of_autograd(
     task, n_outputs, reconstruction_weight, pseudo_label_weight, consistency_weight, head_only, tied, options
 ):
+    phase, clean, target = supervised_phase(
+        task, n_outputs, reconstruction_weight, pseudo_label_weight, consistency_weight, head_only, tied
+    )
+    assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), clean, target))
+
+
+@pytest.mark.parametrize(
+    ("task", "n_outputs", "reconstruction_weight"),
+    [("classification", 4, 0.0), ("classification", 3, 0.7), ("regression", 2, 0.0), ("regression", 2, 0.5)],
+)
+@pytest.mark.parametrize("options", ["plain", "everything"])
+def test_the_virtual_adversarial_perturbation_gets_the_gradients_of_autograd(
+    task, n_outputs, reconstruction_weight, options
+):
+    # The perturbation draws its random start after the noise and before
+    # the dropout masks, in both steps: the same rows, the same gradients.
+    phase, clean, target = supervised_phase(
+        task, n_outputs, reconstruction_weight, 0.0, 0.8, False, False, adversarial_epsilon=0.5
+    )
+    assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), clean, target))
+
+
+def supervised_phase(
+    task,
+    n_outputs,
+    reconstruction_weight,
+    pseudo_label_weight,
+    consistency_weight,
+    head_only,
+    tied,
+    adversarial_epsilon=0.0,
+):
+    """A supervised fine-tune phase on a random network, its batch of clean rows, and their targets."""
     network = network_for("relu", tied, n_outputs=n_outputs)
     clean = batch()
     reconstruction = reconstruction_weight > 0
@@ -230,13 +263,13 @@ def test_a_supervised_phase_gets_the_gradients_of_autograd(
             pseudo_label_weight,
             consistency_weight,
             (lambda clean: network.predict_scores(clean)[0]) if consistency_weight else None,
+            adversarial_epsilon,
         ),
         code_activations=list(network.encoder_activation_names),
         rows=TensorRows(clean),
         epochs=1,
     )
-    target = supervised_target(task, n_outputs)
-    assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), clean, target))
+    return phase, clean, supervised_target(task, n_outputs)
 
 
 @pytest.mark.parametrize(("dtype", "fast"), [(torch.float32, True), (torch.float64, False)])
@@ -344,6 +377,7 @@ def test_supervised_fits_follow_the_same_loss_curve(monkeypatch):
             reconstruction_weight=0.5,
             pseudo_label_weight=0.2,
             consistency_weight=0.3,
+            adversarial_epsilon=0.4,
             unlabeled_label=-1,
             batch_size=32,
             random_state=0,

@@ -177,6 +177,16 @@ SUPERVISED_CONFIGURATIONS = [
     StackedAutoencoderClassifier(
         (16,), pretrain_epochs=2, finetune_epochs=30, consistency_weight=1.0, dropout=0.1, **SUPERVISED
     ),
+    # the consistency term against the virtual adversarial perturbation alone
+    StackedAutoencoderClassifier(
+        (16,),
+        pretrain_epochs=2,
+        finetune_epochs=30,
+        consistency_weight=1.0,
+        adversarial_epsilon=0.3,
+        noise=None,
+        **SUPERVISED,
+    ),
     StackedAutoencoderRegressor((16, 8), pretrain_epochs=2, finetune_epochs=30, **SUPERVISED),
     StackedAutoencoderRegressor((16,), pretrain_epochs=0, finetune_epochs=30, **SUPERVISED),
     StackedAutoencoderRegressor(
@@ -187,6 +197,7 @@ SUPERVISED_CONFIGURATIONS = [
         finetune_epochs=30,
         reconstruction_weight=0.5,
         consistency_weight=0.5,
+        adversarial_epsilon=0.2,
         average_from_epoch=10,
         unlabeled_label=np.nan,
         early_stopping=True,

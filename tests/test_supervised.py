@@ -16,6 +16,7 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from sk_stackae import StackedAutoencoder, StackedAutoencoderClassifier, StackedAutoencoderRegressor
 from sk_stackae._listeners import TrainingListener, listening
+from sk_stackae._training import SupervisedLoss
 
 FAST = {"batch_size": 64, "random_state": 0}
 
@@ -212,7 +213,7 @@ def test_consistency_without_noise_or_dropout_is_called_out(few_labels):
     model = StackedAutoencoderClassifier(
         (16,), pretrain_epochs=0, finetune_epochs=1, consistency_weight=1.0, noise=None, unlabeled_label=-1, **FAST
     )
-    with pytest.warns(UserWarning, match="consistency_weight=1.0 does nothing without noise or dropout"):
+    with pytest.warns(UserWarning, match="consistency_weight=1.0 does nothing without noise, dropout"):
         model.fit(X, y_few)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
@@ -250,6 +251,94 @@ def test_consistency_lifts_accuracy_with_few_labels(digits):
 
     without, with_consistency = error(0.0), error(1.0)
     assert with_consistency < without - 0.02, (without, with_consistency)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_the_virtual_adversarial_perturbation_moves_each_row_where_the_prediction_changes_most(
+    few_labels, diabetes, task
+):
+    if task == "classification":
+        X, _, y_few = few_labels
+        model, unlabeled_label = StackedAutoencoderClassifier, -1
+    else:
+        X, y = diabetes
+        y_few = np.where(np.arange(len(y)) % 4 == 0, y, np.nan)
+        model, unlabeled_label = StackedAutoencoderRegressor, np.nan
+    log = PhaseLog()
+    model = model(
+        (32, 8),
+        pretrain_epochs=1,
+        finetune_epochs=3,
+        consistency_weight=1.0,
+        adversarial_epsilon=0.7,
+        noise=None,
+        unlabeled_label=unlabeled_label,
+        **FAST,
+    )
+    with listening(log), warnings.catch_warnings():
+        # The perturbation is the corruption: no warning about a consistency term without one.
+        warnings.simplefilter("error", UserWarning)
+        model.fit(X, y_few)
+    loss = log.phases[-1].loss
+    assert loss.adversarial_epsilon == 0.7
+    rows = torch.as_tensor(X[:100], dtype=torch.float32, device=model.device_)
+    generator = torch.Generator(model.device_).manual_seed(0)
+    moved = loss.perturbation(rows, rows, generator)
+    step = moved - rows
+    torch.testing.assert_close(torch.linalg.vector_norm(step, dim=1), torch.full((100,), 0.7, device=model.device_))
+
+    def divergences(inputs):
+        with torch.no_grad():
+            scores, teacher_scores = loss.teacher(inputs), loss.teacher(rows)
+        if task == "regression":
+            return (scores - teacher_scores).square().mean(dim=1)
+        p, log_q = torch.softmax(teacher_scores, dim=1), torch.log_softmax(scores, dim=1)
+        return (p * (p.log() - log_q)).sum(dim=1)
+
+    # Against steps of the same length in random directions, the found one
+    # changes the prediction more, row by row, nearly everywhere.
+    random_step = torch.randn(rows.shape, generator=generator, device=model.device_)
+    random_step *= 0.7 / torch.linalg.vector_norm(random_step, dim=1, keepdim=True)
+    adversarial, random = divergences(moved), divergences(rows + random_step)
+    assert float((adversarial > random).float().mean()) > 0.9
+    assert float(adversarial.mean()) > 3 * float(random.mean())
+
+
+def test_virtual_adversarial_training_makes_the_prediction_steadier(digits):
+    # What the term trains down: the divergence of the prediction under the
+    # steps that change it most. Five labels per class of digits, pixels in
+    # [0, 1]; the same consistency fit with and without the perturbation.
+    X, y = digits
+    labeled = np.zeros(len(y), dtype=bool)
+    for label in range(10):
+        labeled[np.flatnonzero(y == label)[:5]] = True
+    y_few = np.where(labeled, y, -1)
+    rows = torch.as_tensor(X, dtype=torch.float32)
+
+    def sensitivity(adversarial_epsilon):
+        log = PhaseLog()
+        with listening(log):
+            StackedAutoencoderClassifier(
+                (32,),
+                pretrain_epochs=2,
+                finetune_epochs=15,
+                consistency_weight=1.0,
+                adversarial_epsilon=adversarial_epsilon,
+                dropout=0.1,
+                noise=None,
+                unlabeled_label=-1,
+                device="cpu",
+                **FAST,
+            ).fit(X, y_few)
+        loss = log.phases[-1].loss
+        probe = SupervisedLoss("classification", consistency_weight=1.0, teacher=loss.teacher, adversarial_epsilon=0.5)
+        moved = probe.perturbation(rows, rows, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            return float(probe.consistency_error(loss.teacher(moved), loss.teacher(rows)))
+
+    # Measured on three seeds (a 2-core Xeon): 0.24 with the perturbation
+    # against 0.46-0.48 without, both with the consistency term under dropout.
+    assert sensitivity(0.5) < 0.7 * sensitivity(0.0)
 
 
 class SupervisedWeights(TrainingListener):
@@ -528,6 +617,7 @@ def test_an_autoencoder_and_a_classifier_share_their_parameter_names():
         "head_warmup_epochs",
         "reconstruction_weight",
         "consistency_weight",
+        "adversarial_epsilon",
         "average_from_epoch",
         "unlabeled_label",
     }
@@ -553,6 +643,7 @@ def test_an_autoencoder_and_a_classifier_share_their_parameter_names():
         (np.linspace(0, 1, 40), {}, "Unknown label type"),
         (np.array([0, 1] * 20), {"finetune_epochs": 0}, "the prediction head would never be trained"),
         (np.array([0] + [-1] * 39), {"unlabeled_label": -1, "early_stopping": True}, "only 1 labeled row"),
+        (np.array([0, 1] * 20), {"adversarial_epsilon": 0.5}, "and consistency_weight=0 leaves none"),
     ],
 )
 def test_bad_targets_are_refused_before_training(y, params, message):
