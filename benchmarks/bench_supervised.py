@@ -11,7 +11,8 @@ Subcommands (each prints a markdown table; the machine is printed first):
 - ``ablation``: one lever at a time on MNIST with ``--labels`` labels.
 - ``search``: variations of the recipe (``SEARCH``; ``--labels 0`` for the
   all-labels ones, ``FULL_SEARCH``), seed by seed, each configuration's
-  mean and range over ``--seeds`` label draws; ``--only`` picks some.
+  mean and range over ``--seeds`` label draws; ``--only`` picks some, and
+  ``--unlabeled`` keeps only that many unlabeled rows (quick searches).
 - ``curve``: the test error every ``--every`` epochs of one long supervised
   stage (``--curve-epochs``) for each configuration of ``--only`` (from
   ``SEARCH``), per seed: how many supervised epochs a recipe wants.
@@ -133,6 +134,7 @@ SEARCH = {
     },
     # Virtual adversarial training: the consistency term against the
     # perturbation of each row that changes its prediction most.
+    "virtual adversarial 0.5": {**RECIPE, "consistency_weight": 1.0, "adversarial_epsilon": 0.5},
     "virtual adversarial 1": {**RECIPE, "consistency_weight": 1.0, "adversarial_epsilon": 1.0},
     "virtual adversarial 2": {**RECIPE, "consistency_weight": 1.0, "adversarial_epsilon": 2.0},
     "virtual adversarial 1, dropout 0.5": {
@@ -203,6 +205,14 @@ def few_labels(y, n_labels, seed):
         rows = rng.choice(np.flatnonzero(y == label), per_class, replace=False)
         y_few[rows] = label
     return y_few
+
+
+def fewer_unlabeled_rows(X, y_few, n_unlabeled, seed):
+    """The labeled rows of ``(X, y_few)`` and ``n_unlabeled`` of the others, drawn at random: quick searches."""
+    labeled = np.flatnonzero(y_few >= 0)
+    unlabeled = np.random.RandomState(seed).choice(np.flatnonzero(y_few < 0), n_unlabeled, replace=False)
+    rows = np.concatenate([labeled, unlabeled])
+    return X[rows], y_few[rows]
 
 
 def timed(fit):
@@ -284,10 +294,12 @@ def run_search(args, X_train, y_train, X_test, y_test):
     seconds = {name: [] for name in names}
     # Seed by seed: a run cut short still has whole rows for the first seeds.
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        y = y_train if args.labels == 0 else few_labels(y_train, args.labels, seed)
+        X, y = X_train, y_train if args.labels == 0 else few_labels(y_train, args.labels, seed)
+        if args.unlabeled is not None and args.labels:
+            X, y = fewer_unlabeled_rows(X, y, args.unlabeled, seed)
         for name in names:
             model = classifier(seed, args.device, **configurations[name])
-            model, took = timed(lambda model=model, y=y: model.fit(X_train, y))
+            model, took = timed(lambda model=model, X=X, y=y: model.fit(X, y))
             errors[name].append(error(model, X_test, y_test))
             seconds[name].append(took)
             print(f"  seed {seed} {name}: {errors[name][-1]:.2f} % in {took:.0f} s", flush=True)
@@ -490,6 +502,9 @@ def main(argv=None):
         help="which methods the all-labels table runs",
     )
     parser.add_argument("--only", nargs="+", help="the configurations that search runs (default: all)")
+    parser.add_argument(
+        "--unlabeled", type=int, help="keep only this many unlabeled training rows, drawn per seed (search)"
+    )
     args = parser.parse_args(argv)
     print(f"machine: {machine_description()}")
     if args.command == "regression":

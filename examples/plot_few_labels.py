@@ -19,6 +19,9 @@ each ``n`` we compare:
 - the same, with the consistency term (``consistency_weight=1``): the
   prediction of every row from masked input is trained toward the
   prediction of its clean input;
+- the same, with virtual adversarial training (``adversarial_epsilon=0.5``,
+  about a tenth of a digit's norm): the masked input also moves by that much
+  in the direction that changes its prediction most;
 - the same network without pretraining (``pretrain_epochs=0``), trained on
   the labeled rows alone: a plain multilayer perceptron;
 - PCA to 16 components, then a logistic regression, on the labeled rows.
@@ -49,6 +52,9 @@ methods = {
     "pretrained, consistency": lambda: StackedAutoencoderClassifier(
         **pretrained, consistency_weight=1.0, finetune_epochs=30, **common
     ),
+    "pretrained, virtual adversarial": lambda: StackedAutoencoderClassifier(
+        **pretrained, consistency_weight=1.0, adversarial_epsilon=0.5, finetune_epochs=30, **common
+    ),
     "no pretraining": lambda: StackedAutoencoderClassifier(pretrain_epochs=0, finetune_epochs=200, **common),
 }
 
@@ -64,7 +70,7 @@ for n in n_labels:
     accuracy["PCA-16 + LogisticRegression"].append(pca.fit(X_train[labeled], y_few[labeled]).score(X_test, y_test))
 
 for name, values in accuracy.items():
-    print(f"{name:30s}", " ".join(f"{value:.3f}" for value in values))
+    print(f"{name:32s}", " ".join(f"{value:.3f}" for value in values))
 
 # %%
 # The test accuracy against the number of labels. With the fewest labels
@@ -81,9 +87,19 @@ for name, values in accuracy.items():
 # noise). From a hundred labels on it adds nothing here, and on MNIST with
 # 1000 labels it made things worse (``benchmarks/RESULTS.md``): it trains
 # the network toward its own predictions, mistakes included.
+#
+# Virtual adversarial training aims the same term at the step that changes
+# each prediction most. Here it is the best method with fifty labels (0.898
+# against 0.876 with random noise alone and 0.847 without pretraining), as
+# good as the consistency term with twenty, and it costs four points with
+# three hundred, where a step of a tenth of a digit's norm is too long for
+# what the labels already taught. On MNIST, with 1000 labels among 60,000
+# rows, it took the pretrained classifier from 5.3 % of test errors to about
+# 2 % (``benchmarks/RESULTS.md``): the more unlabeled rows there are to
+# smooth the prediction around, the more it pays.
 
 fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-for (name, values), marker in zip(accuracy.items(), "oDs^", strict=True):
+for (name, values), marker in zip(accuracy.items(), "oDvs^", strict=True):
     ax.plot(n_labels, values, marker=marker, label=name)
 ax.set_xscale("log")
 ax.set_xticks(n_labels, [str(n) for n in n_labels])

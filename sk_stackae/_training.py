@@ -623,7 +623,9 @@ class Phase:
         ``loss(output, clean, target)``, the mean loss of a batch, with a
         ``per_sample`` method of the same arguments (e.g.
         :class:`ReconstructionLoss`). ``clean`` are the uncorrupted input
-        rows and ``target`` their rows of ``targets`` (None without).
+        rows and ``target`` their rows of ``targets`` (None without). A
+        loss whose ``perturbation`` is not None moves the corrupted rows
+        with it before the forward pass (see :class:`SupervisedLoss`).
     code_activations : list of str
         The activation of each of the codes ``forward`` returns, which
         chooses their sparsity penalty.
