@@ -143,6 +143,13 @@ SEARCH = {
         "adversarial_epsilon": 1.0,
         "dropout": 0.5,
     },
+    "virtual adversarial 1, dropout 0.5, no pretraining": {
+        **NO_PRETRAINING,
+        "finetune_epochs": 20,
+        "consistency_weight": 1.0,
+        "adversarial_epsilon": 1.0,
+        "dropout": 0.5,
+    },
     "virtual adversarial 1, no pretraining": {
         **NO_PRETRAINING,
         "finetune_epochs": 20,

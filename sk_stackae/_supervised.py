@@ -123,9 +123,10 @@ _SHARED_PARAMETERS_DOC = """
         sensitive, not only under random noise. Every term of the supervised
         fine-tune trains on the moved rows. Each batch adds one pass through
         the encoder and the head, forward and back to the input. Needs
-        ``consistency_weight > 0``. About a tenth of a typical row's norm did
-        best in our measurements: 1.0 on MNIST pixels in [0, 1] (rows of
-        norm 9.2) and 0.5 on digits scaled to [0, 1] (norm 3.9).
+        ``consistency_weight > 0``. Scale it to your rows: on MNIST pixels
+        in [0, 1] (rows of norm 9.2 on average), 1.0 did better than 0.5
+        and than 2 (``benchmarks/RESULTS.md``), about a tenth of a row's
+        norm; the digits example uses 0.5 (rows of norm 3.9).
 
     batch_size : int, default=256
         Rows per minibatch, clipped to the number of training rows.
