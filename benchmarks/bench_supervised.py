@@ -98,6 +98,9 @@ LEVERS = {
     },
     "recipe, 20 pretraining epochs/layer, masking 0.5": {**RECIPE, "pretrain_epochs": 20, "noise_level": 0.5},
 }
+# Virtual adversarial training (the consistency term, its corruption moved
+# by a step of L2 norm 1 toward the largest change of the prediction).
+VIRTUAL_ADVERSARIAL = {"consistency_weight": 1.0, "adversarial_epsilon": 1.0}
 # Variations of the recipe, one change each unless named otherwise: the
 # search for what closes the gap to the targets.
 SEARCH = {
@@ -134,27 +137,16 @@ SEARCH = {
     },
     # Virtual adversarial training: the consistency term against the
     # perturbation of each row that changes its prediction most.
-    "virtual adversarial 0.5": {**RECIPE, "consistency_weight": 1.0, "adversarial_epsilon": 0.5},
-    "virtual adversarial 1": {**RECIPE, "consistency_weight": 1.0, "adversarial_epsilon": 1.0},
-    "virtual adversarial 2": {**RECIPE, "consistency_weight": 1.0, "adversarial_epsilon": 2.0},
-    "virtual adversarial 1, dropout 0.5": {
-        **RECIPE,
-        "consistency_weight": 1.0,
-        "adversarial_epsilon": 1.0,
-        "dropout": 0.5,
-    },
+    "virtual adversarial 0.5": {**RECIPE, **VIRTUAL_ADVERSARIAL, "adversarial_epsilon": 0.5},
+    "virtual adversarial 1": {**RECIPE, **VIRTUAL_ADVERSARIAL},
+    "virtual adversarial 2": {**RECIPE, **VIRTUAL_ADVERSARIAL, "adversarial_epsilon": 2.0},
+    "virtual adversarial 1, dropout 0.5": {**RECIPE, **VIRTUAL_ADVERSARIAL, "dropout": 0.5},
+    "virtual adversarial 1, no pretraining": {**NO_PRETRAINING, **VIRTUAL_ADVERSARIAL, "finetune_epochs": 20},
     "virtual adversarial 1, dropout 0.5, no pretraining": {
         **NO_PRETRAINING,
+        **VIRTUAL_ADVERSARIAL,
         "finetune_epochs": 20,
-        "consistency_weight": 1.0,
-        "adversarial_epsilon": 1.0,
         "dropout": 0.5,
-    },
-    "virtual adversarial 1, no pretraining": {
-        **NO_PRETRAINING,
-        "finetune_epochs": 20,
-        "consistency_weight": 1.0,
-        "adversarial_epsilon": 1.0,
     },
     # The baselines with the same regularisation: no pretraining, dropout 0.5,
     # as many supervised epochs as the few-label table's or five times that.

@@ -67,20 +67,13 @@ def few_labels(n_labels_list, random_state):
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=random_state)
     order = np.random.RandomState(random_state).permutation(len(y_train))
     common = {"hidden_layer_sizes": (128, 32), "batch_size": 32, "unlabeled_label": -1, "random_state": random_state}
+    pretrained = {"pretrain_epochs": 20, "head_warmup_epochs": 10, "finetune_epochs": 20, "reconstruction_weight": 1.0}
     methods = {
-        "pretrained on all rows": lambda: StackedAutoencoderClassifier(
-            pretrain_epochs=20, head_warmup_epochs=10, finetune_epochs=20, reconstruction_weight=1.0, **common
-        ),
+        "pretrained on all rows": lambda: StackedAutoencoderClassifier(**pretrained, **common),
         # The same, its prediction also trained to stay put where a small step
         # (a tenth of a digit's norm) would change it most.
         "pretrained + adversarial": lambda: StackedAutoencoderClassifier(
-            pretrain_epochs=20,
-            head_warmup_epochs=10,
-            finetune_epochs=20,
-            reconstruction_weight=1.0,
-            consistency_weight=1.0,
-            adversarial_epsilon=0.5,
-            **common,
+            **pretrained, consistency_weight=1.0, adversarial_epsilon=0.5, **common
         ),
         "no pretraining": lambda: StackedAutoencoderClassifier(pretrain_epochs=0, finetune_epochs=200, **common),
         "PCA-16 + LogisticRegression": lambda: make_pipeline(
