@@ -158,15 +158,18 @@ def test_reconstruction_weight_keeps_the_decoder_training_on_every_row(few_label
     assert len(rows) == n_unlabeled + n_labeled * round(n_unlabeled / n_labeled)
 
 
-@pytest.mark.parametrize("task", ["classification", "regression"])
-def test_consistency_trains_every_row_toward_the_prediction_of_its_clean_input(few_labels, diabetes, task):
+def semi_supervised_task(task, few_labels, diabetes):
+    """``(X, y_few, estimator class, unlabeled_label)``: digits with one label in ten, or diabetes with one in four."""
     if task == "classification":
         X, _, y_few = few_labels
-        model, unlabeled_label = StackedAutoencoderClassifier, -1
-    else:
-        X, y = diabetes
-        y_few = np.where(np.arange(len(y)) % 4 == 0, y, np.nan)
-        model, unlabeled_label = StackedAutoencoderRegressor, np.nan
+        return X, y_few, StackedAutoencoderClassifier, -1
+    X, y = diabetes
+    return X, np.where(np.arange(len(y)) % 4 == 0, y, np.nan), StackedAutoencoderRegressor, np.nan
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_consistency_trains_every_row_toward_the_prediction_of_its_clean_input(few_labels, diabetes, task):
+    X, y_few, model, unlabeled_label = semi_supervised_task(task, few_labels, diabetes)
     log = PhaseLog()
     model = model(
         (32, 8),
@@ -257,13 +260,7 @@ def test_consistency_lifts_accuracy_with_few_labels(digits):
 def test_the_virtual_adversarial_perturbation_moves_each_row_where_the_prediction_changes_most(
     few_labels, diabetes, task
 ):
-    if task == "classification":
-        X, _, y_few = few_labels
-        model, unlabeled_label = StackedAutoencoderClassifier, -1
-    else:
-        X, y = diabetes
-        y_few = np.where(np.arange(len(y)) % 4 == 0, y, np.nan)
-        model, unlabeled_label = StackedAutoencoderRegressor, np.nan
+    X, y_few, model, unlabeled_label = semi_supervised_task(task, few_labels, diabetes)
     log = PhaseLog()
     model = model(
         (32, 8),
