@@ -1,11 +1,14 @@
 """The training loop shared by every phase."""
 
+from contextlib import nullcontext
+
 import pytest
 import torch
 from conftest import DEVICE
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from sk_stackae import _training
 from sk_stackae._data import TensorRows
 from sk_stackae._listeners import TrainingListener
 from sk_stackae._network import StackedAutoencoderNetwork
@@ -16,6 +19,7 @@ from sk_stackae._training import (
     TrainingOptions,
     _EarlyStopping,
     _PhaseTrainer,
+    flushing_denormals,
     make_optimizer,
     matmul_precision,
     optimizer_from_numpy,
@@ -519,6 +523,56 @@ def test_tf32_flag_is_set_for_cuda_training_only_and_put_back(caller_setting):
             assert torch.backends.cuda.matmul.allow_tf32 is caller_setting
     finally:
         torch.backends.cuda.matmul.allow_tf32 = original
+
+
+# ------------------------------------------------------------- denormals
+
+
+class FlushingSeen(TrainingListener):
+    def __init__(self):
+        self.seen = set()
+
+    def epoch_ended(self, phase, epoch, loss, seconds, validation_score=None):
+        self.seen.add(flushing_denormals())
+
+
+@pytest.mark.parametrize("caller_flushes", [False, True])
+def test_cpu_training_flushes_denormals_and_gives_the_callers_setting_back(caller_flushes, data):
+    torch.set_flush_denormal(caller_flushes)
+    try:
+        seen = FlushingSeen()
+        phase = finetune_phase(make_network().cpu(), data.cpu(), epochs=2)
+        train_phase(phase, OPTIONS, torch.Generator().manual_seed(0), listener=seen)
+        assert seen.seen == {True}
+        assert flushing_denormals() is caller_flushes
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def moments_of_weights_without_gradient(data):
+    """Adam's first moments of weights whose gradient is exactly zero, started at 1e-37, after 63 more steps."""
+    data = data.cpu().clone()
+    data[:, 0] = 0.0  # the weights from input column 0 get no gradient
+    network = make_network().cpu()
+    phase = finetune_phase(network, data, epochs=1)
+    optimizer = make_optimizer(OPTIONS, phase.parameters, OPTIONS.batch_size)
+    train_phase(phase, OPTIONS, torch.Generator().manual_seed(0), optimizer=optimizer)
+    first_weight = next(p for p in phase.parameters if p.shape == (6, 10))
+    moments = optimizer.state[first_weight]["exp_avg"]
+    moments[:, 0] = 1e-37  # just above the smallest normal float32, 1.2e-38
+    # 7 steps an epoch: beta1**63 = 1.3e-3 takes the moments to about 1e-40.
+    train_phase(finetune_phase(network, data, epochs=9), OPTIONS, torch.Generator().manual_seed(1), optimizer=optimizer)
+    return moments[:, 0].clone()
+
+
+def test_adams_moments_decay_to_zero_not_into_denormal_floats(data, monkeypatch):
+    assert not flushing_denormals()
+    assert torch.all(moments_of_weights_without_gradient(data) == 0)
+    # Without the flush, the same moments end as denormals (which are ~10x
+    # slower to compute with): the test above is not vacuous.
+    monkeypatch.setattr(_training, "denormals_flushed", lambda device: nullcontext())
+    kept = moments_of_weights_without_gradient(data)
+    assert torch.all((kept != 0) & (kept.abs() < torch.finfo(torch.float32).tiny))
 
 
 # ------------------------------------------------------ saved optimisers
