@@ -15,6 +15,13 @@ same number of epochs, on the same float32 data, without pretraining:
 - ``StackedAutoencoder bf16``: ours again with ``precision="bfloat16"``
   (matrix products in bfloat16 under autocast), to show what it buys on
   this processor; the peers all compute in float32;
+- ``StackedAutoencoder, denormals kept``: ours again with the flush of
+  denormal floats to zero turned off, as a plain PyTorch loop runs; over a
+  few hundred steps Adam's moments of dead ReLU units decay into denormals,
+  which slow the update (see ``step_alternatives.py``);
+- ``torch lean, denormals flushed``: the lean loop under
+  ``torch.set_flush_denormal(True)``, set in the calling thread as ours
+  sets it (torch's other threads, started earlier, keep their flags);
 - ``floor: products + Adam``: not a peer but a yardstick. The lean loop's
   batches, matrix products, bias sums and fused Adam update, written out
   without autograd, with the ReLUs taken out (so it trains a linear
@@ -39,11 +46,13 @@ Run ``python benchmarks/bench_peers.py --data-dir ../shared/datasets/mnist``.
 """
 
 import argparse
+import contextlib
 import gc
 import itertools
 import statistics
 import time
 import warnings
+from unittest import mock
 
 import numpy as np
 import torch
@@ -108,6 +117,11 @@ def fit_ours(X, hidden, epochs, seed, precision="float32"):
 
 def fit_ours_bfloat16(X, hidden, epochs, seed):
     return fit_ours(X, hidden, epochs, seed, precision="bfloat16")
+
+
+def fit_ours_keeping_denormals(X, hidden, epochs, seed):
+    with mock.patch.object(_training, "denormals_flushed", lambda device: contextlib.nullcontext()):
+        return fit_ours(X, hidden, epochs, seed)
 
 
 def fit_mlp(X, hidden, epochs, seed):
@@ -187,6 +201,14 @@ def fit_torch_lean(X, hidden, epochs, seed):
     return torch_reconstruct(module)
 
 
+def fit_torch_lean_flushing_denormals(X, hidden, epochs, seed):
+    torch.set_flush_denormal(True)
+    try:
+        return fit_torch_lean(X, hidden, epochs, seed)
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def fit_torch_floor(X, hidden, epochs, seed):
     torch.manual_seed(seed)
     linears = [m for m in relu_autoencoder(symmetric_widths(X.shape[1], hidden)) if isinstance(m, nn.Linear)]
@@ -257,7 +279,9 @@ CONTENDERS = {
     "skorch": fit_skorch,
     "torch DataLoader": fit_torch_dataloader,
     "torch lean": fit_torch_lean,
+    "torch lean, denormals flushed": fit_torch_lean_flushing_denormals,
     "StackedAutoencoder bf16": fit_ours_bfloat16,
+    "StackedAutoencoder, denormals kept": fit_ours_keeping_denormals,
     "floor: products + Adam": fit_torch_floor,
 }
 

@@ -621,19 +621,25 @@ def flushing_denormals():
 
 @contextmanager
 def denormals_flushed(device):
-    """CPU training with denormal floats flushed to zero, and the caller's setting back after.
+    """CPU training with denormal floats flushed to zero in this thread, and the caller's setting back after.
 
     Where a parameter's gradient becomes exactly zero and stays so (the
     weights into a ReLU unit that no longer fires), Adam's first moment
     decays by ``beta1`` every step until, some 700 steps later, it is a
-    denormal float for the next 150 or so. Arithmetic on denormals is
-    an order of magnitude slower on x86 CPUs: measured on a 2-core Xeon,
-    Adam's update of 2.8 million parameters, 17 % of whose moments are
-    denormal, took 21 ms instead of 1.8 ms, and the MNIST autoencoder's
-    step 35 ms instead of 25 ms (``benchmarks/step_alternatives.py
-    --keep-denormals``). Flushed, such a moment becomes zero instead: it
-    moved its weight by less than 1e-30. The mode belongs to the thread
-    (it is the CPU's FTZ/DAZ flags), so training in a thread sets it there.
+    denormal float for the next 150 or so, and arithmetic on denormals is
+    an order of magnitude slower on x86 CPUs. Measured on the MNIST
+    autoencoder (``benchmarks/step_alternatives.py``): 455,730 denormal
+    moments after 1,300 steps and 27.3 ms a step, against none and 23.1 ms
+    with denormals flushed. Flushed, such a moment becomes zero instead,
+    having moved its weight by less than 1e-30.
+
+    The flags (FTZ/DAZ) belong to a thread: this sets them for the thread
+    that trains, which runs every op of a one-thread phase (every small
+    network) and its share of the others. Torch's other intra-op threads,
+    started before, keep their own flags, and the share of the work they
+    run still meets denormals (``benchmarks/RESULTS.md``, "The floor, and
+    denormal floats"). The benchmark above set the flags before torch
+    started its threads, which then inherit them.
     """
     if device.type != "cpu" or flushing_denormals() or not torch.set_flush_denormal(True):
         yield
