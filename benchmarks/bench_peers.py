@@ -273,6 +273,8 @@ def train_linear_by_hand(data, weights, biases, epochs, generator):
             )
 
 
+FLOOR = "floor: products + Adam"
+
 CONTENDERS = {
     "StackedAutoencoder": fit_ours,
     "MLPRegressor": fit_mlp,
@@ -282,7 +284,7 @@ CONTENDERS = {
     "torch lean, denormals flushed": fit_torch_lean_flushing_denormals,
     "StackedAutoencoder bf16": fit_ours_bfloat16,
     "StackedAutoencoder, denormals kept": fit_ours_keeping_denormals,
-    "floor: products + Adam": fit_torch_floor,
+    FLOOR: fit_torch_floor,
 }
 
 
@@ -338,36 +340,33 @@ def run_dataset(name, X, hidden, epochs, contenders, rounds, peak):
     print_table(["contender", "fit s (median)", "samples/s", "GFLOP/s", "of GEMM peak", "held-out MSE"], rows)
     ours = "StackedAutoencoder"
     if ours in contenders:
+        peers = [c for c in contenders if c not in (ours, FLOOR)]
         print()
-        ratio_rows = []
-        for peer in contenders:
-            if peer in (ours, "floor: products + Adam"):
-                continue
-            per_round = [p / o for p, o in zip(times[peer], times[ours], strict=True)]
-            ratio_rows.append(
-                [
-                    f"{peer} / {ours}",
-                    f"{statistics.median(per_round):.2f}x",
-                    f"{min(per_round):.2f}x - {max(per_round):.2f}x",
-                ]
-            )
-        print_table(["time ratio (above 1: we are faster)", "median", "range over rounds"], ratio_rows)
-    floor = "floor: products + Adam"
-    if floor in contenders:
+        print_table(
+            ["time ratio (above 1: we are faster)", "median", "range over rounds"],
+            ratio_rows(times, peers, ours, ours),
+        )
+    if FLOOR in contenders:
         print()
-        floor_rows = []
-        for contender in contenders:
-            if contender == floor:
-                continue
-            per_round = [c / f for c, f in zip(times[contender], times[floor], strict=True)]
-            floor_rows.append(
-                [
-                    f"{contender} / floor",
-                    f"{statistics.median(per_round):.2f}x",
-                    f"{min(per_round):.2f}x - {max(per_round):.2f}x",
-                ]
-            )
-        print_table(["time against the floor (1: no work beyond it)", "median", "range over rounds"], floor_rows)
+        print_table(
+            ["time against the floor (1: no work beyond it)", "median", "range over rounds"],
+            ratio_rows(times, [c for c in contenders if c != FLOOR], FLOOR, "floor"),
+        )
+
+
+def ratio_rows(times, contenders, reference, reference_label):
+    """One row per contender: the median and range over rounds of its time / the reference's, round by round."""
+    rows = []
+    for contender in contenders:
+        per_round = [c / r for c, r in zip(times[contender], times[reference], strict=True)]
+        rows.append(
+            [
+                f"{contender} / {reference_label}",
+                f"{statistics.median(per_round):.2f}x",
+                f"{min(per_round):.2f}x - {max(per_round):.2f}x",
+            ]
+        )
+    return rows
 
 
 def main(argv=None):
