@@ -1,6 +1,7 @@
 """``benchmarks/gpu_check.py`` runs end to end on the CPU, as it must before any device time is spent."""
 
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,17 @@ def test_the_cpu_dress_rehearsal_writes_its_report_and_a_model_that_reproduces_i
     for heading in headings:
         assert heading in report
     assert "failed:**" not in report
+    # The peers ran at batch 256, so their ratio is to ours at batch 256, not to
+    # a batch-4096 row of the same name.
+    per_epoch = {}
+    for line in report.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 7 and cells[1] in ("256", "4096") and cells[2].replace(".", "").isdigit():
+            per_epoch[cells[0], int(cells[1])] = float(cells[2])
+    fastest_ours = min(ms for (name, batch), ms in per_epoch.items() if name.startswith("ours") and batch == 256)
+    expected = per_epoch["torch DataLoader loop", 256] / fastest_ours
+    reported = re.search(r"\| torch DataLoader loop / ours fastest at batch 256 +\| ([0-9.]+)x", report)
+    assert abs(float(reported.group(1)) - expected) <= 0.05 + 0.01 * expected
     with open(tmp_path / "gpu_digits_64_32_8.pkl", "rb") as file:
         model = pickle.load(file)
     codes = np.load(tmp_path / "gpu_digits_64_32_8_codes.npy")
