@@ -19,9 +19,10 @@ same number of epochs, on the same float32 data, without pretraining:
   denormal floats to zero turned off, as a plain PyTorch loop runs; over a
   few hundred steps Adam's moments of dead ReLU units decay into denormals,
   which slow the update (see ``step_alternatives.py``);
-- ``torch lean, denormals flushed``: the lean loop under
-  ``torch.set_flush_denormal(True)``, set in the calling thread as ours
-  sets it (torch's other threads, started earlier, keep their flags);
+- ``torch lean, denormals flushed``: the lean loop inside the package's
+  flush (``sk_stackae._denormals.denormals_flushed``: every torch thread
+  flushes, where the package reaches them), to tell how much of the lean
+  loop's slowdown over long fits the flush alone removes;
 - ``floor: products + Adam``: not a peer but a yardstick. The lean loop's
   batches, matrix products, bias sums and fused Adam update, written out
   without autograd, with the ReLUs taken out (so it trains a linear
@@ -65,6 +66,7 @@ from sklearn.neural_network import MLPRegressor
 from torch import nn
 
 from sk_stackae import StackedAutoencoder, _training
+from sk_stackae._denormals import denormals_flushed
 
 BATCH_SIZE = 256
 LEARNING_RATE = 1e-3
@@ -202,11 +204,8 @@ def fit_torch_lean(X, hidden, epochs, seed):
 
 
 def fit_torch_lean_flushing_denormals(X, hidden, epochs, seed):
-    torch.set_flush_denormal(True)
-    try:
+    with denormals_flushed(torch.device("cpu")):
         return fit_torch_lean(X, hidden, epochs, seed)
-    finally:
-        torch.set_flush_denormal(False)
 
 
 def fit_torch_floor(X, hidden, epochs, seed):

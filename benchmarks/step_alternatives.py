@@ -29,13 +29,14 @@ make it cheaper, each written out by hand without autograd:
 Every variant runs with denormal floats flushed to zero, as the package's
 training does on the CPU (``torch.set_flush_denormal``), here set before
 torch starts its intra-op threads, which then inherit it (the package sets
-it in the training thread alone: see ``sk_stackae._training.denormals_flushed``); with
+it in every torch thread for the time of a fit: see
+``sk_stackae._denormals``); with
 ``--keep-denormals`` they run without, as a plain PyTorch loop does, and
 the last column shows how many of Adam's first moments have decayed into
 denormal floats by the end, and the last line what Adam's update alone
 then costs (the weights into ReLU units that stopped
 firing, whose gradient is exactly zero; see
-``sk_stackae._training.denormals_flushed``).
+``sk_stackae._denormals``).
 
 Every variant trains its own copy of the same network on the same
 batches; they take turns, a block of steps each, round after round, so that

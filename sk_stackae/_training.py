@@ -16,11 +16,11 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ._data import TensorRows, inference_batch_size
+from ._denormals import denormals_flushed
 from ._device import tree_to_numpy, tree_to_torch
 from ._distributed import SingleProcess
 from ._fast_step import DirectAdamUpdate, fast_step_for
@@ -604,50 +604,6 @@ def matmul_precision(precision, device):
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
-
-
-# A float32 below the smallest normal one (about 1.2e-38): a denormal.
-_DENORMAL = 1e-40
-
-
-def flushing_denormals():
-    """Whether this thread's CPU arithmetic flushes denormal floats to zero (``torch.set_flush_denormal``).
-
-    Asked of numpy, whose arithmetic runs under the same flags of the same
-    thread: a tensor's value read back is what the training loop avoids.
-    """
-    return bool(np.float32(_DENORMAL) * np.float32(1.0) == 0.0)
-
-
-@contextmanager
-def denormals_flushed(device):
-    """CPU training with denormal floats flushed to zero in this thread, and the caller's setting back after.
-
-    Where a parameter's gradient becomes exactly zero and stays so (the
-    weights into a ReLU unit that no longer fires), Adam's first moment
-    decays by ``beta1`` every step until, some 700 steps later, it is a
-    denormal float for the next 150 or so, and arithmetic on denormals is
-    an order of magnitude slower on x86 CPUs. Measured on the MNIST
-    autoencoder (``benchmarks/step_alternatives.py``): 455,730 denormal
-    moments after 1,300 steps and 27.3 ms a step, against none and 23.1 ms
-    with denormals flushed. Flushed, such a moment becomes zero instead,
-    having moved its weight by less than 1e-30.
-
-    The flags (FTZ/DAZ) belong to a thread: this sets them for the thread
-    that trains, which runs every op of a one-thread phase (every small
-    network) and its share of the others. Torch's other intra-op threads,
-    started before, keep their own flags, and the share of the work they
-    run still meets denormals (``benchmarks/RESULTS.md``, "The floor, and
-    denormal floats"). The benchmark above set the flags before torch
-    started its threads, which then inherit them.
-    """
-    if device.type != "cpu" or flushing_denormals() or not torch.set_flush_denormal(True):
-        yield
-        return
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
 
 
 @dataclass

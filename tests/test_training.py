@@ -8,8 +8,9 @@ from conftest import DEVICE
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sk_stackae import _training
+from sk_stackae import _denormals, _training
 from sk_stackae._data import TensorRows
+from sk_stackae._denormals import flushing_denormals
 from sk_stackae._listeners import TrainingListener
 from sk_stackae._network import StackedAutoencoderNetwork
 from sk_stackae._training import (
@@ -19,7 +20,6 @@ from sk_stackae._training import (
     TrainingOptions,
     _EarlyStopping,
     _PhaseTrainer,
-    flushing_denormals,
     make_optimizer,
     matmul_precision,
     optimizer_from_numpy,
@@ -528,25 +528,74 @@ def test_tf32_flag_is_set_for_cuda_training_only_and_put_back(caller_setting):
 # ------------------------------------------------------------- denormals
 
 
+def denormal_share_on_two_threads():
+    """The share of a product's elements that come out denormal, computed by two torch threads.
+
+    Each thread computes half of them: 0.5 where only the calling thread
+    flushes denormals, 0 where both do, 1 where neither does.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        products = torch.full((1 << 20,), 1e-30) * 1e-10
+    finally:
+        torch.set_num_threads(threads)
+    return (products != 0).double().mean().item()
+
+
 class FlushingSeen(TrainingListener):
     def __init__(self):
         self.seen = set()
+        self.denormal_shares = set()
 
     def epoch_ended(self, phase, epoch, loss, seconds, validation_score=None):
         self.seen.add(flushing_denormals())
+        self.denormal_shares.add(denormal_share_on_two_threads())
+
+
+@pytest.fixture
+def two_torch_threads(monkeypatch):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    # The test network is small enough to train on one thread; it keeps two,
+    # as a large one does: when the team shrinks to one thread and grows
+    # again, libgomp starts a new thread, which takes the flags of the
+    # thread that starts it, and the test would not tell the two apart.
+    monkeypatch.setattr(_training, "_ONE_THREAD_BELOW_FLOPS", 0)
+    yield
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(False)
+    # The OpenMP team's threads take the calling thread's flags back.
+    with _denormals.denormals_flushed(torch.device("cpu")):
+        pass
 
 
 @pytest.mark.parametrize("caller_flushes", [False, True])
-def test_cpu_training_flushes_denormals_and_gives_the_callers_setting_back(caller_flushes, data):
+def test_cpu_training_flushes_denormals_in_every_thread_and_gives_the_callers_setting_back(
+    caller_flushes, data, two_torch_threads
+):
     torch.set_flush_denormal(caller_flushes)
-    try:
-        seen = FlushingSeen()
-        phase = finetune_phase(make_network().cpu(), data.cpu(), epochs=2)
-        train_phase(phase, OPTIONS, torch.Generator().manual_seed(0), listener=seen)
-        assert seen.seen == {True}
-        assert flushing_denormals() is caller_flushes
-    finally:
-        torch.set_flush_denormal(False)
+    seen = FlushingSeen()
+    phase = finetune_phase(make_network().cpu(), data.cpu(), epochs=2)
+    train_phase(phase, OPTIONS, torch.Generator().manual_seed(0), listener=seen)
+    assert seen.seen == {True}
+    # Both threads of the OpenMP team flush, not only the one that trains.
+    assert seen.denormal_shares == {0.0}
+    assert flushing_denormals() is caller_flushes
+    assert denormal_share_on_two_threads() == (0.0 if caller_flushes else 1.0)
+
+
+def test_without_the_openmp_team_only_the_training_thread_flushes(data, two_torch_threads, monkeypatch):
+    # What the test above rules out: the second thread's half of each op
+    # still meets denormals where the flags are set in one thread alone.
+    monkeypatch.setattr(_denormals, "_openmp_team", lambda: None)
+    seen = FlushingSeen()
+    phase = finetune_phase(make_network().cpu(), data.cpu(), epochs=2)
+    train_phase(phase, OPTIONS, torch.Generator().manual_seed(0), listener=seen)
+    assert seen.seen == {True}
+    (share,) = seen.denormal_shares
+    assert 0.0 < share < 1.0
+    assert not flushing_denormals()
 
 
 def moments_of_weights_without_gradient(data):
