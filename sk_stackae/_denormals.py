@@ -18,7 +18,7 @@ training thread sets its flags, then has each thread of its OpenMP team
 take its whole floating-point environment (C's ``fesetenv``, run by
 ``GOMP_parallel`` across the team: no Python in those threads), and the
 caller's environment is spread the same way afterwards. Where that team
-cannot be reached (no OpenMP runtime found in the process, not Linux), the
+cannot be reached (not Linux, or a torch built without OpenMP), the
 training thread alone flushes.
 """
 
@@ -64,10 +64,8 @@ class _OpenMPTeam:
     def share_environment(self, n_threads):
         """Give the ``n_threads`` threads of this thread's team its floating-point environment."""
         environment = ctypes.create_string_buffer(_FENV_BYTES)
-        if self._get_environment(environment) != 0:
-            return False
-        self._parallel(self._set_environment, environment, n_threads, 0)
-        return True
+        if self._get_environment(environment) == 0:
+            self._parallel(self._set_environment, environment, n_threads, 0)
 
 
 @functools.cache
