@@ -41,16 +41,22 @@ ACTIVATIONS = {
 
 # The gradient with respect to an activation's input, from the gradient with
 # respect to its output: ``gradient(grad_output, input, output)``. These are
-# the kernels autograd itself runs for each activation.
+# the kernels autograd itself runs for each activation, each writing its
+# result over ``grad_output``: both callers (the hand-derived step and the
+# losses' own gradients) own that tensor and no longer need it, and an
+# elementwise kernel reads each element before it writes it. Written in
+# place, the gradient needs no fresh tensor per layer and per step.
 ACTIVATION_GRADIENTS = {
     "identity": lambda grad, z, h: grad,
-    "logistic": lambda grad, z, h: torch.ops.aten.sigmoid_backward(grad, h),
-    "sigmoid": lambda grad, z, h: torch.ops.aten.sigmoid_backward(grad, h),
-    "tanh": lambda grad, z, h: torch.ops.aten.tanh_backward(grad, h),
-    "relu": lambda grad, z, h: torch.ops.aten.threshold_backward(grad, h, 0),
-    "leaky_relu": lambda grad, z, h: torch.ops.aten.leaky_relu_backward(grad, z, 0.01, False),
-    "elu": lambda grad, z, h: torch.ops.aten.elu_backward(grad, 1.0, 1, 1, False, z),
-    "gelu": lambda grad, z, h: torch.ops.aten.gelu_backward(grad, z),
+    "logistic": lambda grad, z, h: torch.ops.aten.sigmoid_backward.grad_input(grad, h, grad_input=grad),
+    "sigmoid": lambda grad, z, h: torch.ops.aten.sigmoid_backward.grad_input(grad, h, grad_input=grad),
+    "tanh": lambda grad, z, h: torch.ops.aten.tanh_backward.grad_input(grad, h, grad_input=grad),
+    "relu": lambda grad, z, h: torch.ops.aten.threshold_backward.grad_input(grad, h, 0, grad_input=grad),
+    "leaky_relu": lambda grad, z, h: torch.ops.aten.leaky_relu_backward.grad_input(
+        grad, z, 0.01, False, grad_input=grad
+    ),
+    "elu": lambda grad, z, h: torch.ops.aten.elu_backward.grad_input(grad, 1.0, 1, 1, False, z, grad_input=grad),
+    "gelu": lambda grad, z, h: torch.ops.aten.gelu_backward.grad_input(grad, z, grad_input=grad),
 }
 
 # Activations that keep every value inside (0, 1): the KL sparsity penalty

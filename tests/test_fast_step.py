@@ -24,7 +24,7 @@ from sk_stackae import (
 from sk_stackae._data import TensorRows
 from sk_stackae._fast_step import DirectAdamUpdate, FastStep, fast_step_for
 from sk_stackae._listeners import TrainingListener, listening
-from sk_stackae._network import ACTIVATIONS, StackedAutoencoderNetwork
+from sk_stackae._network import ACTIVATION_GRADIENTS, ACTIVATIONS, StackedAutoencoderNetwork
 from sk_stackae._training import (
     Phase,
     ReconstructionLoss,
@@ -123,6 +123,23 @@ OPTION_SETS = {
     "sparsity": {"sparsity": 0.5, "sparsity_target": 0.1},
     "everything": {"noise": "masking", "noise_level": 0.2, "dropout": 0.2, "sparsity": 0.3},
 }
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_an_activations_gradient_is_autograds_written_over_the_incoming_one(activation):
+    # The step owns the incoming gradient and needs it no more: each
+    # activation's gradient overwrites it rather than allocating a tensor
+    # per layer and step, and must still be exactly autograd's.
+    generator = torch.Generator().manual_seed(0)
+    pre_activation = torch.randn(64, 33, generator=generator, device="cpu").to(DEVICE).requires_grad_()
+    output = ACTIVATIONS[activation](pre_activation)
+    incoming = torch.randn(64, 33, generator=generator, device="cpu").to(DEVICE)
+    (expected,) = torch.autograd.grad(output, pre_activation, incoming)
+    storage = incoming.data_ptr()
+    gradient = ACTIVATION_GRADIENTS[activation](incoming, pre_activation.detach(), output.detach())
+    assert gradient.data_ptr() == storage
+    assert torch.equal(gradient, expected)
+    assert torch.equal(incoming, expected)
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
