@@ -9,15 +9,21 @@ make it cheaper, each written out by hand without autograd:
 - ``the package's step``: what ``sk_stackae._fast_step.FastStep`` runs on
   this network, op for op: ``addmm`` and an in-place ReLU per layer, the
   loss's value and gradient, per layer the weight gradient written into a persistent
-  buffer, the bias gradient, ``threshold_backward`` and the input's
-  gradient, then one fused Adam update of every parameter;
+  buffer, the bias gradient, ``threshold_backward`` written over the
+  incoming gradient, and the input's gradient, then one fused Adam update
+  of every parameter;
 - ``floor: products + Adam``: the same without the ReLUs (a linear
   network) and the loss's value: the products, bias sums, loss gradient
   and Adam update that
   any float32 step of this network runs (``bench_peers.py`` times it as a
   whole fit);
-- ``ReLU gradient in place``: ``threshold_backward`` written over the
-  incoming gradient instead of into a fresh tensor;
+- ``ReLU gradient into a fresh tensor``: the package's step before it
+  wrote ``threshold_backward`` over the incoming gradient;
+- ``bias as a ones column of the products``: every layer's input kept
+  with a column of ones beside it and its bias as one more column of its
+  weight, so that one product adds the bias and one product gives the
+  weight's and the bias's gradients (no bias broadcast into each output,
+  no bias sums), and Adam updates eight tensors instead of sixteen;
 - ``feature-major activations``: activations stored as features x rows
   (``W @ X^T``), which changes the layout every product reads and writes;
 - ``Adam per layer, in the backward pass``: each layer's parameters updated
@@ -44,7 +50,8 @@ a slow spell of the machine hits all of them. The table gives the median
 time per step, round by round its ratio to the package's step, and the
 largest difference of any weight from the package's step's at the end:
 zero where a variant runs the same operations in the same order; where it
-sums in another order (the feature-major products), the rounding differs,
+sums in another order (the feature-major products, the bias inside the
+product), the rounding differs,
 and the two trajectories drift apart a little step by step. The floor
 trains another (linear) network.
 
@@ -107,7 +114,7 @@ class Network:
         )
 
 
-def package_step(batch, net, relu=True, in_place_gradient=False, adam_per_layer=False, loss_value=True):
+def package_step(batch, net, relu=True, in_place_gradient=True, adam_per_layer=False, loss_value=True):
     last = net.n_layers - 1
     inputs = [batch]
     for layer in range(net.n_layers):
@@ -152,7 +159,7 @@ def feature_major_step(batch, net):
     grad = (inputs.pop() - rows).mul_(2.0 / batch.numel())
     for layer in reversed(range(net.n_layers)):
         if layer < last:
-            grad = torch.ops.aten.threshold_backward(grad, inputs[layer + 1], 0)
+            torch.ops.aten.threshold_backward.grad_input(grad, inputs[layer + 1], 0, grad_input=grad)
         torch.mm(grad, inputs[layer].t(), out=net.gradients[2 * layer])
         torch.sum(grad, dim=1, out=net.gradients[2 * layer + 1])
         if layer:
@@ -189,7 +196,7 @@ class ConcurrentProducts:
         grad = (inputs.pop() - batch).mul_(2.0 / batch.numel())
         for layer in reversed(range(net.n_layers)):
             if layer < last:
-                grad = torch.ops.aten.threshold_backward(grad, inputs[layer + 1], 0)
+                torch.ops.aten.threshold_backward.grad_input(grad, inputs[layer + 1], 0, grad_input=grad)
             torch.sum(grad, dim=0, out=net.gradients[2 * layer + 1])
             weight_gradient = net.gradients[2 * layer]
             if layer:
@@ -209,12 +216,84 @@ class ConcurrentProducts:
         net.adam()
 
 
+class OnesColumnProducts:
+    """The package's step with each bias folded into its product: inputs ``[x, 1]``, weights ``[W, b]``.
+
+    On its first call it moves the network's weights and biases into one
+    tensor per layer, ``[W, b]``, and leaves ``net.weights`` and
+    ``net.biases`` as views of it (so that the table compares its weights
+    too); each layer's input lives in a buffer made once, whose last column
+    is ones. Adam's state is laid out the same way.
+    """
+
+    def __init__(self):
+        self.layers = None
+
+    def prepare(self, net, n_rows):
+        self.layers = []
+        self.buffers = []
+        for layer in range(net.n_layers):
+            weight, bias = net.weights[layer], net.biases[layer]
+            n_in = weight.shape[1]
+            joined = torch.cat([weight, bias[:, None]], dim=1)
+            net.weights[layer], net.biases[layer] = joined[:, :n_in], joined[:, n_in]
+            self.layers.append(joined)
+            inputs = torch.empty(n_rows, n_in + 1)
+            inputs[:, n_in] = 1.0
+            self.buffers.append(inputs)
+        self.gradients = [torch.zeros_like(joined) for joined in self.layers]
+        self.exp_avgs = [torch.zeros_like(joined) for joined in self.layers]
+        self.exp_avg_sqs = [torch.zeros_like(joined) for joined in self.layers]
+        net.exp_avgs = self.exp_avgs  # where the table counts denormal moments
+        self.steps = torch.zeros(len(self.layers))
+        self.step_views = list(self.steps.unbind())
+
+    def __call__(self, batch, net):
+        if self.layers is None:
+            self.prepare(net, len(batch))
+        last = net.n_layers - 1
+        self.buffers[0][:, :-1].copy_(batch)
+        for layer, joined in enumerate(self.layers):
+            if layer < last:
+                output = self.buffers[layer + 1][:, :-1]
+                torch.mm(self.buffers[layer], joined.t(), out=output)
+                output.relu_()
+            else:
+                output = torch.mm(self.buffers[layer], joined.t())
+        difference = output - batch
+        torch.dot(difference.view(-1), difference.view(-1))
+        grad = difference.mul_(2.0 / batch.numel())
+        for layer in reversed(range(net.n_layers)):
+            if layer < last:
+                torch.ops.aten.threshold_backward.grad_input(grad, self.buffers[layer + 1][:, :-1], 0, grad_input=grad)
+            torch.mm(grad.t(), self.buffers[layer], out=self.gradients[layer])
+            if layer:
+                grad = torch.mm(grad, self.layers[layer][:, :-1])
+        self.steps.add_(1)
+        torch._fused_adam_(
+            self.layers,
+            self.gradients,
+            self.exp_avgs,
+            self.exp_avg_sqs,
+            [],
+            self.step_views,
+            amsgrad=False,
+            lr=1e-3,
+            beta1=0.9,
+            beta2=0.999,
+            weight_decay=0.0,
+            eps=1e-8,
+            maximize=False,
+        )
+
+
 def variants():
     """``{name: (step, torch threads or None for the caller's)}``."""
     return {
         "the package's step": (package_step, None),
         "floor: products + Adam": (partial(package_step, relu=False, loss_value=False), None),
-        "ReLU gradient in place": (partial(package_step, in_place_gradient=True), None),
+        "ReLU gradient into a fresh tensor": (partial(package_step, in_place_gradient=False), None),
+        "bias as a ones column of the products": (OnesColumnProducts(), None),
         "feature-major activations": (feature_major_step, None),
         "Adam per layer, in the backward pass": (partial(package_step, adam_per_layer=True), None),
         "two 1-thread products at once": (ConcurrentProducts(), 1),
