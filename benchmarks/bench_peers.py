@@ -41,7 +41,13 @@ The contenders are fitted in turn, round after round (A B C ... A B C ...),
 so that a slow spell of the machine hits all of them. The tables give the
 median fit time, samples per second, the achieved GFLOP/s as a share of a
 ``torch.mm`` fp32 GEMM measured in the same run, the held-out reconstruction
-MSE, and the ratios of each peer's time to ours, computed round by round.
+MSE, and the ratios of each peer's time to ours, computed round by round:
+their median, their range, and a 95 % confidence interval of their median
+(distribution-free, from the order statistics: ``scipy.stats.quantile_test``,
+which treats the rounds as independent draws; it needs at least 6 rounds).
+Where that interval lies above a target ratio, the target holds on this
+machine whatever its noise; where it straddles the target, more rounds or a
+quieter machine would tell.
 
 Run ``python benchmarks/bench_peers.py --data-dir ../shared/datasets/mnist``.
 """
@@ -59,6 +65,7 @@ import numpy as np
 import torch
 from _common import gemm_peak_gflops, load_mnist_like, machine_description, print_table, synthetic_manifold
 from _common import training_flops as count_flops
+from scipy.stats import quantile_test
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -342,27 +349,42 @@ def run_dataset(name, X, hidden, epochs, contenders, rounds, peak):
         peers = [c for c in contenders if c not in (ours, FLOOR)]
         print()
         print_table(
-            ["time ratio (above 1: we are faster)", "median", "range over rounds"],
+            ["time ratio (above 1: we are faster)", "median", "range over rounds", "95% interval of the median"],
             ratio_rows(times, peers, ours, ours),
         )
     if FLOOR in contenders:
         print()
         print_table(
-            ["time against the floor (1: no work beyond it)", "median", "range over rounds"],
+            [
+                "time against the floor (1: no work beyond it)",
+                "median",
+                "range over rounds",
+                "95% interval of the median",
+            ],
             ratio_rows(times, [c for c in contenders if c != FLOOR], FLOOR, "floor"),
         )
 
 
+def median_interval(values, confidence=0.95):
+    """A ``confidence`` interval of the median of ``values``, from their order statistics; None if too few."""
+    interval = quantile_test(values, q=statistics.median(values), p=0.5).confidence_interval(confidence)
+    if np.isnan(interval.low) or np.isnan(interval.high):
+        return None
+    return float(interval.low), float(interval.high)
+
+
 def ratio_rows(times, contenders, reference, reference_label):
-    """One row per contender: the median and range over rounds of its time / the reference's, round by round."""
+    """One row per contender: its time / the reference's, round by round: median, range, interval of the median."""
     rows = []
     for contender in contenders:
         per_round = [c / r for c, r in zip(times[contender], times[reference], strict=True)]
+        interval = median_interval(per_round)
         rows.append(
             [
                 f"{contender} / {reference_label}",
                 f"{statistics.median(per_round):.2f}x",
                 f"{min(per_round):.2f}x - {max(per_round):.2f}x",
+                "needs 6 rounds" if interval is None else f"{interval[0]:.2f}x - {interval[1]:.2f}x",
             ]
         )
     return rows
