@@ -73,6 +73,25 @@ BATCH_SIZE = 256
 WIDTHS = [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
 
 
+def fused_adam(parameters, gradients, exp_avgs, exp_avg_sqs, step_views):
+    """Adam(1e-3)'s fused update of ``parameters``, as ``torch.optim.Adam(fused=True)`` runs it."""
+    torch._fused_adam_(
+        parameters,
+        gradients,
+        exp_avgs,
+        exp_avg_sqs,
+        [],
+        step_views,
+        amsgrad=False,
+        lr=1e-3,
+        beta1=0.9,
+        beta2=0.999,
+        weight_decay=0.0,
+        eps=1e-8,
+        maximize=False,
+    )
+
+
 class Network:
     """A copy of the network (He-initialised weights, zero biases) with its gradient buffers and Adam state."""
 
@@ -97,20 +116,12 @@ class Network:
     def adam(self, indices=None):
         """Adam's fused update of the parameters at ``indices`` (all by default)."""
         indices = range(len(self.parameters)) if indices is None else indices
-        torch._fused_adam_(
+        fused_adam(
             [self.parameters[i] for i in indices],
             [self.gradients[i] for i in indices],
             [self.exp_avgs[i] for i in indices],
             [self.exp_avg_sqs[i] for i in indices],
-            [],
             [self.step_views[i] for i in indices],
-            amsgrad=False,
-            lr=1e-3,
-            beta1=0.9,
-            beta2=0.999,
-            weight_decay=0.0,
-            eps=1e-8,
-            maximize=False,
         )
 
 
@@ -270,21 +281,7 @@ class OnesColumnProducts:
             if layer:
                 grad = torch.mm(grad, self.layers[layer][:, :-1])
         self.steps.add_(1)
-        torch._fused_adam_(
-            self.layers,
-            self.gradients,
-            self.exp_avgs,
-            self.exp_avg_sqs,
-            [],
-            self.step_views,
-            amsgrad=False,
-            lr=1e-3,
-            beta1=0.9,
-            beta2=0.999,
-            weight_decay=0.0,
-            eps=1e-8,
-            maximize=False,
-        )
+        fused_adam(self.layers, self.gradients, self.exp_avgs, self.exp_avg_sqs, self.step_views)
 
 
 def variants():
