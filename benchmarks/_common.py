@@ -61,6 +61,30 @@ def training_flops(widths, n_samples, epochs):
     return per_row * n_samples * epochs
 
 
+def fused_adam(parameters, gradients, exp_avgs, exp_avg_sqs, step_views, lr):
+    """Adam's fused update of ``parameters`` (default betas and eps), as ``torch.optim.Adam(fused=True)`` runs it.
+
+    The hand-written loops of the benchmarks (the floor, the step variants)
+    call the kernel directly, as the package's step does, without
+    ``torch.optim``'s per-step Python.
+    """
+    torch._fused_adam_(
+        parameters,
+        gradients,
+        exp_avgs,
+        exp_avg_sqs,
+        [],
+        step_views,
+        amsgrad=False,
+        lr=lr,
+        beta1=0.9,
+        beta2=0.999,
+        weight_decay=0.0,
+        eps=1e-8,
+        maximize=False,
+    )
+
+
 def gemm_peak_gflops(size=4096, repeats=5):
     """Median fp32 ``torch.mm`` rate on this machine, now, in GFLOP/s."""
     a = torch.randn(size, size)

@@ -63,7 +63,7 @@ from unittest import mock
 
 import numpy as np
 import torch
-from _common import gemm_peak_gflops, load_mnist_like, machine_description, print_table, synthetic_manifold
+from _common import fused_adam, gemm_peak_gflops, load_mnist_like, machine_description, print_table, synthetic_manifold
 from _common import training_flops as count_flops
 from scipy.stats import quantile_test
 from sklearn.datasets import load_digits
@@ -262,21 +262,7 @@ def train_linear_by_hand(data, weights, biases, epochs, generator):
                 if layer:
                     grad = torch.mm(grad, weights[layer])
             steps.add_(1)
-            torch._fused_adam_(
-                parameters,
-                gradients,
-                exp_avgs,
-                exp_avg_sqs,
-                [],
-                step_views,
-                amsgrad=False,
-                lr=LEARNING_RATE,
-                beta1=0.9,
-                beta2=0.999,
-                weight_decay=0.0,
-                eps=1e-8,
-                maximize=False,
-            )
+            fused_adam(parameters, gradients, exp_avgs, exp_avg_sqs, step_views, LEARNING_RATE)
 
 
 FLOOR = "floor: products + Adam"

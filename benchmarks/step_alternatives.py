@@ -67,29 +67,13 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import torch
-from _common import load_mnist_like, machine_description, print_table
+from _common import fused_adam, load_mnist_like, machine_description, print_table
 
 BATCH_SIZE = 256
 WIDTHS = [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
 
 
-def fused_adam(parameters, gradients, exp_avgs, exp_avg_sqs, step_views):
-    """Adam(1e-3)'s fused update of ``parameters``, as ``torch.optim.Adam(fused=True)`` runs it."""
-    torch._fused_adam_(
-        parameters,
-        gradients,
-        exp_avgs,
-        exp_avg_sqs,
-        [],
-        step_views,
-        amsgrad=False,
-        lr=1e-3,
-        beta1=0.9,
-        beta2=0.999,
-        weight_decay=0.0,
-        eps=1e-8,
-        maximize=False,
-    )
+LEARNING_RATE = 1e-3
 
 
 class Network:
@@ -122,6 +106,7 @@ class Network:
             [self.exp_avgs[i] for i in indices],
             [self.exp_avg_sqs[i] for i in indices],
             [self.step_views[i] for i in indices],
+            LEARNING_RATE,
         )
 
 
@@ -281,7 +266,7 @@ class OnesColumnProducts:
             if layer:
                 grad = torch.mm(grad, self.layers[layer][:, :-1])
         self.steps.add_(1)
-        fused_adam(self.layers, self.gradients, self.exp_avgs, self.exp_avg_sqs, self.step_views)
+        fused_adam(self.layers, self.gradients, self.exp_avgs, self.exp_avg_sqs, self.step_views, LEARNING_RATE)
 
 
 def variants():
