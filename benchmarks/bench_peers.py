@@ -331,8 +331,8 @@ def run_dataset(name, X, hidden, epochs, contenders, rounds, peak):
         )
     print_table(["contender", "fit s (median)", "samples/s", "GFLOP/s", "of GEMM peak", "held-out MSE"], rows)
     ours = "StackedAutoencoder"
-    if ours in contenders:
-        peers = [c for c in contenders if c not in (ours, FLOOR)]
+    peers = [c for c in contenders if c not in (ours, FLOOR)]
+    if ours in contenders and peers:
         print()
         print_table(
             ["time ratio (above 1: we are faster)", "median", "range over rounds", "95% interval of the median"],
