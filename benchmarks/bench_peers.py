@@ -20,7 +20,7 @@ same number of epochs, on the same float32 data, without pretraining:
   few hundred steps Adam's moments of dead ReLU units decay into denormals,
   which slow the update (see ``step_alternatives.py``);
 - ``torch lean, denormals flushed``: the lean loop inside the package's
-  flush (``sk_stackae._denormals.denormals_flushed``: every torch thread
+  flush (``sk_stackae._accel.denormals.denormals_flushed``: every torch thread
   flushes, where the package reaches them), to tell how much of the lean
   loop's slowdown over long fits the flush alone removes;
 - ``floor: products + Adam``: not a peer but a yardstick. The lean loop's
@@ -72,8 +72,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPRegressor
 from torch import nn
 
-from sk_stackae import StackedAutoencoder, _training
-from sk_stackae._denormals import denormals_flushed
+from sk_stackae import StackedAutoencoder, _loop
+from sk_stackae._accel import threads as thread_policy
+from sk_stackae._accel.denormals import denormals_flushed
 
 BATCH_SIZE = 256
 LEARNING_RATE = 1e-3
@@ -115,7 +116,7 @@ def fit_ours(X, hidden, epochs, seed, precision="float32"):
         pretrain_epochs=0,
         finetune_epochs=epochs,
         batch_size=BATCH_SIZE,
-        learning_rate=LEARNING_RATE,
+        learning_rate_init=LEARNING_RATE,
         precision=precision,
         device="cpu",
         random_state=seed,
@@ -129,7 +130,7 @@ def fit_ours_bfloat16(X, hidden, epochs, seed):
 
 
 def fit_ours_keeping_denormals(X, hidden, epochs, seed):
-    with mock.patch.object(_training, "denormals_flushed", lambda device: contextlib.nullcontext()):
+    with mock.patch.object(_loop, "denormals_flushed", lambda device: contextlib.nullcontext()):
         return fit_ours(X, hidden, epochs, seed)
 
 
@@ -222,7 +223,7 @@ def fit_torch_floor(X, hidden, epochs, seed):
     biases = [linear.bias.detach() for linear in linears]
     step_flops = 6 * BATCH_SIZE * sum(weight.numel() for weight in weights)
     threads = torch.get_num_threads()
-    if step_flops < _training._ONE_THREAD_BELOW_FLOPS:
+    if step_flops < thread_policy._ONE_THREAD_BELOW_FLOPS:
         torch.set_num_threads(1)
     try:
         train_linear_by_hand(torch.from_numpy(X), weights, biases, epochs, torch.Generator().manual_seed(seed))

@@ -25,7 +25,6 @@ import argparse
 import statistics
 import time
 from collections import defaultdict
-from functools import partial
 
 import numpy as np
 import torch
@@ -33,9 +32,12 @@ from _common import load_mnist_like, machine_description, print_table, synthetic
 
 from sk_stackae import StackedAutoencoder
 from sk_stackae._data import Rows, TensorRows, as_tensor
+from sk_stackae._engine import objective_for
 from sk_stackae._listeners import TrainingListener, listening
+from sk_stackae._loop import Phase, TrainingOptions, seeded_generator, train_phase
+from sk_stackae._losses import ReconstructionError
 from sk_stackae._network import StackedAutoencoderNetwork
-from sk_stackae._training import Phase, ReconstructionLoss, TrainingOptions, seeded_generator, train_phase
+from sk_stackae._tasks import ReconstructionScore
 
 
 def estimator(hidden, epochs, seed, device="cpu"):
@@ -117,12 +119,13 @@ def naive_greedy(X, hidden, epochs, seed, device="cpu"):
         started = time.perf_counter()
         with torch.no_grad():
             network.start_reconstruction_at(k, network.encode(rows.tensor, n_layers=k).mean(dim=0))
+        error = ReconstructionError("mse", network.decoder_activation_names[k])
         phase = Phase(
             name=f"naive layer {k + 1}",
             parameters=network.layer_parameters(k),
-            forward=partial(network.reconstruct_layer, k),
-            loss=ReconstructionLoss("mse", network.decoder_activation_names[k]),
-            code_activations=[network.encoder_activation_names[k]],
+            training_pass=network.layer_pass(k),
+            objective=objective_for(options, [error], [network.encoder_activation_names[k]]),
+            metric=ReconstructionScore(error),
             rows=FrozenCodeRows(rows, network, k),
             epochs=epochs,
         )
@@ -154,12 +157,13 @@ def isolated_shallow(caches, hidden, epochs, seed):
         network.reset_parameters(seeded_generator(seed))
         rows = TensorRows(as_tensor(codes))
         network.start_reconstruction_at(0, rows.tensor.mean(dim=0))
+        error = ReconstructionError("mse", network.decoder_activation_names[0])
         phase = Phase(
             name=f"isolated layer {k + 1}",
             parameters=list(network.parameters()),
-            forward=partial(network.reconstruct_layer, 0),
-            loss=ReconstructionLoss("mse", network.decoder_activation_names[0]),
-            code_activations=[network.encoder_activation_names[0]],
+            training_pass=network.layer_pass(0),
+            objective=objective_for(TrainingOptions(), [error], [network.encoder_activation_names[0]]),
+            metric=ReconstructionScore(error),
             rows=rows,
             epochs=epochs,
         )

@@ -45,9 +45,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.semi_supervised import SelfTrainingClassifier
 
 from sk_stackae import StackedAutoencoderClassifier, StackedAutoencoderRegressor
+from sk_stackae._callbacks import EpochRecord, WeightAverage, swapped_in
 from sk_stackae._engine import SUPERVISED_NAME
 from sk_stackae._listeners import TrainingListener, listening
-from sk_stackae._training import _WeightAverage
 
 HIDDEN = (1000, 500, 250)
 
@@ -113,7 +113,7 @@ SEARCH = {
     "wider: 2000-1000-500": {**RECIPE, "hidden_layer_sizes": (2000, 1000, 500)},
     "pseudo-labels 1.0": {**RECIPE, "pseudo_label_weight": 1.0},
     "20 epochs per layer, 20 unsupervised": {**RECIPE, "pretrain_epochs": 20, "unsupervised_finetune_epochs": 20},
-    "learning rate 3e-4, 50 supervised epochs": {**RECIPE, "learning_rate": 3e-4, "finetune_epochs": 50},
+    "learning rate 3e-4, 50 supervised epochs": {**RECIPE, "learning_rate_init": 3e-4, "finetune_epochs": 50},
     "logistic units": {**RECIPE, "activation": "logistic"},
     "dropout 0.5, 50 supervised epochs": {**RECIPE, "dropout": 0.5, "finetune_epochs": 50},
     "dropout 0.3, 50 supervised epochs": {**RECIPE, "dropout": 0.3, "finetune_epochs": 50},
@@ -344,17 +344,17 @@ class TestErrorCurve(TrainingListener):
     def epoch_ended(self, phase, epoch, loss, seconds, validation_score=None):
         if phase.name != SUPERVISED_NAME:
             return
-        network = phase.forward.__self__
+        network = phase.training_pass.network
         device = phase.rows.tensor.device
         if self.average is None:
-            self.average = _WeightAverage(phase.parameters, self.average_from)
-        self.average.epoch_ended(epoch)
+            self.average = WeightAverage(phase.parameters, self.average_from)
+        self.average.epoch_ended(None, EpochRecord(epoch, loss))
         if epoch % self.every:
             return
         self.errors[epoch] = self.test_error(network, device)
         line = f"    epoch {epoch}: {self.errors[epoch]:.2f} %"
         if epoch >= self.average_from:
-            with self.average.swapped_in():
+            with swapped_in(self.average.parameters, self.average.evaluation_weights()):
                 self.averaged_errors[epoch] = self.test_error(network, device)
             line += f", averaged from epoch {self.average_from}: {self.averaged_errors[epoch]:.2f} %"
         print(line, flush=True)

@@ -1,4 +1,4 @@
-"""One script for a lent GPU: correctness, speed against peers, and a pickle made there.
+"""One script for a machine with a GPU: correctness, speed against peers, and a pickle made there.
 
 On the machine it runs on, it
 
@@ -20,11 +20,11 @@ On the machine it runs on, it
     codes, for ``tests/data``.
 
 Every table goes to ``--out`` (``gpu_check.md``, ``tests.log``) with the
-pickle and its codes, and is printed at the end. On a lent GPU::
+pickle and its codes, and is printed at the end. On a machine with a CUDA GPU::
 
     python benchmarks/gpu_check.py --device cuda --data-dir data/mnist --out "$OUT"
 
-and on the CPU, as a dress rehearsal before any device time is spent::
+and on the CPU, as a quick rehearsal before a run on the GPU::
 
     python benchmarks/gpu_check.py --device cpu --quick --out /tmp/gpu_check
 
@@ -64,7 +64,12 @@ DEVICE_TEST_MODULES = [
     "tests/test_estimator.py",
     "tests/test_options.py",
     "tests/test_pretraining.py",
-    "tests/test_training.py",
+    "tests/test_loop.py",
+    "tests/test_losses.py",
+    "tests/test_optim.py",
+    "tests/test_callbacks.py",
+    "tests/test_accel.py",
+    "tests/test_objective_terms.py",
     "tests/test_data.py",
     "tests/test_network.py",
     "tests/test_faults.py",
@@ -197,7 +202,7 @@ def agreement(report, device):
     X = (load_digits().data / 16.0).astype(np.float32)
     rows = []
     configurations = {
-        "relu 32-8, SGD": {"hidden_layer_sizes": (32, 8), "optimizer": "sgd", "learning_rate": 0.05},
+        "relu 32-8, SGD": {"hidden_layer_sizes": (32, 8), "optimizer": "sgd", "learning_rate_init": 0.05},
         "relu 32-8, Adam": {"hidden_layer_sizes": (32, 8)},
         "tied sigmoid 48-16-4, bce": {
             "hidden_layer_sizes": (48, 16, 4),
@@ -400,7 +405,7 @@ def timed_autoencoder(hidden, device, epochs, batch_size, precision):
         pretrain_epochs=0,
         finetune_epochs=epochs,
         batch_size=batch_size,
-        learning_rate=LEARNING_RATE,
+        learning_rate_init=LEARNING_RATE,
         precision=precision,
         device=str(device),
         random_state=0,

@@ -95,13 +95,19 @@ def main():
     for optimizer in ("adam", "adamw", "sgd"):
         learning_rate = 0.05 if optimizer == "sgd" else 1e-3
         curve = fitted(
-            X, (32, 8), optimizer=optimizer, learning_rate=learning_rate, pretrain_epochs=0, finetune_epochs=10
+            X, (32, 8), optimizer=optimizer, learning_rate_init=learning_rate, pretrain_epochs=0, finetune_epochs=10
         ).loss_curve_
         rows.append([f'optimizer="{optimizer}"', "fine-tune loss, epoch 1 -> 10", f"{curve[0]:.4f} -> {curve[-1]:.4f}"])
 
     final = [
         fitted(
-            X, (32, 8), optimizer="sgd", momentum=momentum, learning_rate=0.01, pretrain_epochs=0, finetune_epochs=10
+            X,
+            (32, 8),
+            optimizer="sgd",
+            momentum=momentum,
+            learning_rate_init=0.01,
+            pretrain_epochs=0,
+            finetune_epochs=10,
         ).loss_curve_[-1]
         for momentum in (0.0, 0.9)
     ]
@@ -116,7 +122,7 @@ def main():
                     (32, 8),
                     optimizer=optimizer,
                     alpha=alpha,
-                    learning_rate=learning_rate,
+                    learning_rate_init=learning_rate,
                     pretrain_epochs=0,
                     finetune_epochs=10,
                 )

@@ -34,7 +34,8 @@ from _common import load_mnist_like, machine_description, print_table
 from sklearn.datasets import load_digits
 from torch.profiler import ProfilerActivity, profile
 
-from sk_stackae import StackedAutoencoder, _training
+from sk_stackae import StackedAutoencoder
+from sk_stackae._accel import threads as thread_policy
 from sk_stackae._listeners import TrainingListener, listening
 
 BATCH_SIZE = 256
@@ -79,9 +80,9 @@ def seconds_per_step(stage, X, hidden, epochs, threads, rounds=5):
     The fit's own choice (one thread below ``_ONE_THREAD_BELOW_FLOPS``) is
     set aside for the measurement, which is what it is chosen from.
     """
-    previous = torch.get_num_threads(), _training._ONE_THREAD_BELOW_FLOPS
+    previous = torch.get_num_threads(), thread_policy._ONE_THREAD_BELOW_FLOPS
     torch.set_num_threads(threads)
-    _training._ONE_THREAD_BELOW_FLOPS = 0
+    thread_policy._ONE_THREAD_BELOW_FLOPS = 0
     try:
         model(stage, 1, hidden).set_params(random_state=0).fit(X[:BATCH_SIZE])  # warm-up
         times = []
@@ -93,7 +94,7 @@ def seconds_per_step(stage, X, hidden, epochs, threads, rounds=5):
         return float(np.median(times))
     finally:
         torch.set_num_threads(previous[0])
-        _training._ONE_THREAD_BELOW_FLOPS = previous[1]
+        thread_policy._ONE_THREAD_BELOW_FLOPS = previous[1]
 
 
 def op_table(stage, X, hidden, epochs):

@@ -65,7 +65,7 @@ def fit_autoencoder(X_train, args):
         pretrain_epochs=0 if args.no_pretraining else args.pretrain_epochs,
         finetune_epochs=stages[0][0],
         batch_size=args.batch_size,
-        learning_rate=stages[0][1],
+        learning_rate_init=stages[0][1],
         precision=args.precision,
         optimizer=args.optimizer,
         alpha=args.alpha,
@@ -74,7 +74,7 @@ def fit_autoencoder(X_train, args):
     )
     model.fit(X_train)
     for epochs, learning_rate in stages[1:]:
-        model.set_params(warm_start=True, pretrain_epochs=0, finetune_epochs=epochs, learning_rate=learning_rate)
+        model.set_params(warm_start=True, pretrain_epochs=0, finetune_epochs=epochs, learning_rate_init=learning_rate)
         model.fit(X_train)
     return model
 

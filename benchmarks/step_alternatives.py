@@ -6,7 +6,7 @@ a training step is matrix products and Adam's update, and little else
 (``profile_step.py``). This script times, step by step, what could still
 make it cheaper, each written out by hand without autograd:
 
-- ``the package's step``: what ``sk_stackae._fast_step.FastStep`` runs on
+- ``the package's step``: what ``sk_stackae._accel.fast_step.FastStep`` runs on
   this network, op for op: ``addmm`` and an in-place ReLU per layer, the
   loss's value and gradient, per layer the weight gradient written into a persistent
   buffer, the bias gradient, ``threshold_backward`` written over the
@@ -36,13 +36,13 @@ Every variant runs with denormal floats flushed to zero, as the package's
 training does on the CPU (``torch.set_flush_denormal``), here set before
 torch starts its intra-op threads, which then inherit it (the package sets
 it in every torch thread for the time of a fit: see
-``sk_stackae._denormals``); with
+``sk_stackae._accel.denormals``); with
 ``--keep-denormals`` they run without, as a plain PyTorch loop does, and
 the last column shows how many of Adam's first moments have decayed into
 denormal floats by the end, and the last line what Adam's update alone
 then costs (the weights into ReLU units that stopped
 firing, whose gradient is exactly zero; see
-``sk_stackae._denormals``).
+``sk_stackae._accel.denormals``).
 
 Every variant trains its own copy of the same network on the same
 batches; they take turns, a block of steps each, round after round, so that

@@ -91,11 +91,11 @@ for ax, learning_rate in zip(axes, learning_rates, strict=True):
         pretrain_epochs=15,
         finetune_epochs=30,
         batch_size=64,
-        learning_rate=learning_rate,
+        learning_rate_init=learning_rate,
         random_state=0,
     ).fit(X)
     LossCurveDisplay.from_estimator(model, ax=ax)
-    ax.set_title(f"learning_rate={learning_rate:g}")
+    ax.set_title(f"learning_rate_init={learning_rate:g}")
 for ax in axes[1:]:
     ax.set_ylabel("")
     ax.get_legend().remove()

@@ -19,23 +19,19 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
 
 from . import __version__
+from ._accel.switches import acceleration_from_environment
+from ._activations import ACTIVATIONS
+from ._callbacks import SCHEDULES
 from ._data import inference_batch_size, map_row_batches
 from ._device import cpu_has_bfloat16_units, device_for_loading, resolve_device, tree_to_numpy, tree_to_torch
 from ._distributed import replicas_for
 from ._engine import FitPlan, FittedState, GreedyPretraining, fit_network
 from ._listeners import attached_listeners
-from ._network import ACTIVATIONS, build_network
+from ._loop import PhaseResult, TrainingOptions, seeded_generator
+from ._losses import NOISES
+from ._network import build_network
+from ._optim import OPTIMIZERS, optimizer_from_numpy, optimizer_saved_in_format_1, optimizer_to_numpy
 from ._progress import make_progress
-from ._training import (
-    NOISES,
-    OPTIMIZERS,
-    PhaseResult,
-    TrainingOptions,
-    optimizer_from_numpy,
-    optimizer_saved_in_format_1,
-    optimizer_to_numpy,
-    seeded_generator,
-)
 from ._warnings import warn_at_caller
 
 # Version of what __getstate__ writes; raise it when an older reader could
@@ -68,7 +64,10 @@ class BaseStackedAutoencoder(BaseEstimator):
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "finetune_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        # A float is the initial rate under its old name (deprecated).
+        "learning_rate": [StrOptions(set(SCHEDULES)), Interval(Real, 0, None, closed="neither")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -104,9 +103,14 @@ class BaseStackedAutoencoder(BaseEstimator):
         with _unchanged_on_failure(self):
             if not incremental:
                 self._check_epochs(continuing)
-            X, hidden_layer_sizes = self._validate_training_input(X, reset=not continuing)
-            targets = self._validate_targets(X, y, continuing=continuing, incremental=incremental, classes=classes)
-            architecture = self._architecture(X.shape[1], hidden_layer_sizes)
+            # What validation learns of the data (a scaling, the classes) is
+            # stored with the rest of the fit, once it has succeeded.
+            fitted = {}
+            X, hidden_layer_sizes = self._validate_training_input(X, reset=not continuing, fitted=fitted)
+            targets = self._validate_targets(
+                X, y, continuing=continuing, incremental=incremental, classes=classes, fitted=fitted
+            )
+            architecture = self._architecture(X.shape[1], hidden_layer_sizes, fitted)
             if continuing:
                 self._check_same_architecture(architecture)
             device = resolve_device(self.device)
@@ -135,8 +139,7 @@ class BaseStackedAutoencoder(BaseEstimator):
                 listeners=[*make_progress(self.verbose), *attached_listeners()],
                 targets=targets,
             )
-            self._store_fit(result, device, generator, continuing=continuing, incremental=incremental)
-            self._calibrate(X)
+            self._store_fit(result, device, generator, fitted, X, continuing=continuing, incremental=incremental)
         if result.interrupted_in is not None:
             warn_at_caller(
                 f"Training interrupted by user during {result.interrupted_in}; the estimator keeps the network "
@@ -147,16 +150,25 @@ class BaseStackedAutoencoder(BaseEstimator):
             self._warn_if_not_converged(result)
         return self
 
-    def _validate_targets(self, X, y, *, continuing, incremental, classes=None):
-        """The engine's :class:`~sk_stackae._engine.Targets` for ``y``; None for an estimator that ignores it."""
+    def _validate_targets(self, X, y, *, continuing, incremental, classes=None, fitted):
+        """The engine's :class:`~sk_stackae._engine.Targets` for ``y``; None for an estimator that ignores it.
+
+        What a fresh fit learns of ``y`` (``classes_``...) goes into
+        ``fitted``, to be stored with the rest of the fit.
+        """
         return None
 
-    def _n_outputs(self):
-        """Width of the prediction head; None without one."""
+    def _n_outputs(self, fitted):
+        """Width of the prediction head (from ``fitted``, else the fitted estimator); None without one."""
         return None
 
-    def _store_fit(self, result, device, generator, *, continuing, incremental):
-        """Store the fitted attributes from the engine's result: the one place they are set."""
+    def _store_fit(self, result, device, generator, fitted, X, *, continuing, incremental):
+        """Store the fitted attributes: the one place they are set, once the fit has succeeded.
+
+        ``fitted`` holds what validation learnt of the data; ``X`` (the
+        validated training rows) is what :meth:`_calibration` reads.
+        """
+        self.__dict__.update(fitted)
         n_layers = result.network.n_layers
         self.network_ = result.network
         self.device_ = device
@@ -185,32 +197,55 @@ class BaseStackedAutoencoder(BaseEstimator):
             # A fit starts the optimiser afresh; only partial_fit carries it on.
             self.__dict__.pop("_optimizer", None)
             self.__dict__.pop("_generator", None)
+        self.__dict__.update(self._calibration(X))
 
     def _store_stage_results(self, result, *, continuing, incremental):
         """Attributes of an estimator's own stages, beyond those every estimator has."""
 
-    def _calibrate(self, X):
-        """Learn from the validated training rows what the trained network's outputs mean (a threshold, say).
+    def _calibration(self, X):
+        """What the trained network's outputs mean on the validated training rows (a threshold, say).
 
-        Runs after the fitted attributes are stored, inside the fit, so a
-        failure here leaves the estimator as it was; nothing by default.
+        Returns a dict of fitted attributes; called once the network is
+        stored, inside the fit, so that a failure here leaves the estimator
+        as it was. Nothing by default.
         """
+        return {}
 
     def _early_stopping(self, incremental):
         """Whether this call validates: fit with early_stopping, never partial_fit (no held-out set)."""
         return bool(self.early_stopping) and not incremental
 
-    def _validate_training_input(self, X, reset):
+    def _validate_training_input(self, X, reset, fitted):
         """Check the hyperparameters and the data before any training."""
         hidden_layer_sizes = self._check_hyperparameters()
         X = _as_float_input(validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=reset))
         self._check_value_range(X)
         return X, hidden_layer_sizes
 
+    def _learning_rate(self):
+        """The initial learning rate and the schedule: ``learning_rate_init`` and ``learning_rate``.
+
+        A float ``learning_rate`` is the initial rate under its old name: it
+        still works, with a FutureWarning, and a constant schedule.
+        """
+        if isinstance(self.learning_rate, str):
+            return float(self.learning_rate_init), self.learning_rate
+        warn_at_caller(
+            f"learning_rate={self.learning_rate!r} as a float is deprecated: learning_rate is now the schedule "
+            "('constant', 'invscaling', 'adaptive' or 'cosine'), as in MLPClassifier, and the initial rate is "
+            f"learning_rate_init. Pass learning_rate_init={self.learning_rate!r} instead; a float learning_rate "
+            "will be refused in a future version.",
+            FutureWarning,
+        )
+        return float(self.learning_rate), "constant"
+
     def _training_options(self, device, incremental):
+        learning_rate_init, schedule = self._learning_rate()
         return TrainingOptions(
             optimizer=self.optimizer,
-            learning_rate=float(self.learning_rate),
+            learning_rate_init=learning_rate_init,
+            learning_rate=schedule,
+            power_t=float(self.power_t),
             momentum=float(self.momentum),
             alpha=float(self.alpha),
             batch_size=int(self.batch_size),
@@ -224,9 +259,10 @@ class BaseStackedAutoencoder(BaseEstimator):
             tol=float(self.tol),
             precision=self.precision,
             replicas=replicas_for(self.distributed, device),
+            acceleration=acceleration_from_environment(),
         )
 
-    def _architecture(self, n_features, hidden_layer_sizes):
+    def _architecture(self, n_features, hidden_layer_sizes, fitted):
         architecture = {
             "n_features": n_features,
             "hidden_layer_sizes": hidden_layer_sizes,
@@ -235,8 +271,9 @@ class BaseStackedAutoencoder(BaseEstimator):
             "output_activation": self.output_activation,
             "tied_weights": bool(self.tied_weights),
         }
-        if self._n_outputs() is not None:
-            architecture["n_outputs"] = self._n_outputs()
+        n_outputs = self._n_outputs(fitted)
+        if n_outputs is not None:
+            architecture["n_outputs"] = n_outputs
         return architecture
 
     def _code_activation(self):
@@ -300,7 +337,7 @@ class BaseStackedAutoencoder(BaseEstimator):
         follow from the number of features (see :meth:`_checked_hidden_layer_sizes`).
         """
         sizes = self._checked_hidden_layer_sizes()
-        if self.loss == "bce" and ACTIVATIONS[self.output_activation] is not torch.sigmoid:
+        if self.loss == "bce" and not ACTIVATIONS[self.output_activation].unit_interval:
             raise ValueError(
                 "loss='bce' needs output_activation='sigmoid' (binary cross-entropy compares "
                 f"probabilities); got output_activation={self.output_activation!r}."
@@ -405,6 +442,10 @@ class BaseStackedAutoencoder(BaseEstimator):
                 f"which sk-stackae {__version__} cannot read (it reads formats {readable}). Load it with "
                 f"sk-stackae {version} and refit, or refit it with this version."
             )
+        if "learning_rate_init" not in state and "learning_rate" in state:
+            # Saved before the step size's schedule: learning_rate was the initial rate.
+            state["learning_rate_init"] = state["learning_rate"]
+            state.update(learning_rate="constant", power_t=0.5)
         saved_network = state.get("network_")
         saved_optimizer = state.get("_optimizer")
         if saved_network is not None:

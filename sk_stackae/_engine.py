@@ -9,9 +9,11 @@ and where the user interrupted the fit.
 A stage is one kind of training: :class:`GreedyPretraining` trains the
 layer pairs one after another, each on the cached codes of the frozen
 layers below it; :class:`Finetune` trains the whole autoencoder end to end.
-Every stage builds :class:`~sk_stackae._training.Phase` objects and runs
-them through the one training loop, :func:`~sk_stackae._training.train_phase`;
-a new kind of stage (a supervised head, say) adds a phase, never a loop.
+Every stage builds :class:`~sk_stackae._loop.Phase` objects (a training
+pass of the network, an objective of terms from :mod:`sk_stackae._losses`
+and :mod:`sk_stackae._tasks`, rows) and runs them through the one training
+loop, :func:`~sk_stackae._loop.train_phase`; a new kind of stage adds
+phases, never a loop.
 
 The engine also owns what happens around training: a fresh network or a
 copy of the fitted one to continue, the early-stopping split, the code
@@ -31,16 +33,11 @@ import torch
 from ._data import TensorRows, cache_codes, column_means, inference_batch_size, training_rows
 from ._distributed import SingleProcess
 from ._listeners import Listeners
+from ._loop import Phase, train_phase
+from ._losses import Noise, Objective, ReconstructionError, SparsityPenalty
 from ._network import build_network
-from ._training import (
-    AccuracyScore,
-    Phase,
-    R2Score,
-    ReconstructionLoss,
-    SupervisedLoss,
-    continue_optimizer,
-    train_phase,
-)
+from ._optim import continue_optimizer
+from ._tasks import ReconstructionScore, Teacher, VirtualAdversarialPerturbation
 
 FINETUNE_NAME = "finetune"
 HEAD_WARMUP_NAME = "head warm-up"
@@ -82,12 +79,13 @@ class GreedyPretraining:
                 layer_rows = fit.cache(k, layer_rows)
                 if layer_rows is None:
                     return  # interrupted while caching
+            error = ReconstructionError(self.loss if k == 0 else "mse", network.decoder_activation_names[k])
             phase = Phase(
                 name=pretrain_phase_name(k + 1, n_layers),
                 parameters=network.layer_parameters(k),
-                forward=partial(network.reconstruct_layer, k),
-                loss=ReconstructionLoss(self.loss if k == 0 else "mse", network.decoder_activation_names[k]),
-                code_activations=[network.encoder_activation_names[k]],
+                training_pass=network.layer_pass(k),
+                objective=fit.objective([error], [network.encoder_activation_names[k]]),
+                metric=ReconstructionScore(error),
                 rows=layer_rows,
                 epochs=self.epochs,
                 **fit.split_on(layer_rows),
@@ -117,14 +115,15 @@ class Finetune:
 
     def run(self, fit):
         network = fit.network
+        error = ReconstructionError(self.loss, self.output_activation)
         phase = Phase(
             name=FINETUNE_NAME,
             # The encoder and the decoder: a prediction head plays no part in
             # reconstructing.
             parameters=network.autoencoder_parameters(),
-            forward=network.reconstruct,
-            loss=ReconstructionLoss(self.loss, self.output_activation),
-            code_activations=list(network.encoder_activation_names),
+            training_pass=network.training_pass(("reconstruction",)),
+            objective=fit.objective([error], network.encoder_activation_names),
+            metric=ReconstructionScore(error),
             rows=fit.rows,
             epochs=self.epochs,
             **fit.split_on(fit.rows),
@@ -140,8 +139,9 @@ class SupervisedFinetune:
     ----------
     epochs : int
         Epochs (the most, with early stopping).
-    task : {"classification", "regression"}
-        Cross-entropy over classes, or squared error.
+    task : Task
+        What the head predicts (:mod:`sk_stackae._tasks`): its error, its
+        semi-supervised terms, its metric.
     head_only : bool, default=False
         Train the head alone, the encoder frozen (a warm-up that lets the
         head fit the pretrained codes before they move).
@@ -164,10 +164,10 @@ class SupervisedFinetune:
         With a positive value (and a consistency weight), each corrupted
         input also moves by this L2 norm in the direction that changes its
         prediction most: virtual adversarial training (see
-        :class:`~sk_stackae._training.SupervisedLoss`).
+        :class:`~sk_stackae._tasks.VirtualAdversarialPerturbation`).
     average_from_epoch : int or None, default=None
         From this epoch on, average the weights at the ends of the epochs
-        and end with the mean (see :class:`~sk_stackae._training.Phase`);
+        and end with the mean (see :class:`~sk_stackae._loop.Phase`);
         None ends with the last weights. Not for ``head_only``.
     loss, output_activation : str, default="mse", "identity"
         The reconstruction error and the reconstruction's activation, for
@@ -175,7 +175,7 @@ class SupervisedFinetune:
     """
 
     epochs: int
-    task: str
+    task: object
     head_only: bool = False
     reconstruction_weight: float = 0.0
     pseudo_label_weight: float = 0.0
@@ -203,27 +203,30 @@ class SupervisedFinetune:
         consistency = self.consistency_weight > 0 and not self.head_only
         if reconstruction or pseudo_labels or consistency:
             train = fit.with_unlabeled_rows(train)
+        task = self.task
+        terms = [task.head_error()]
+        if pseudo_labels:
+            terms.append(task.pseudo_labels(self.pseudo_label_weight))
+        perturbation = None
+        if consistency:
+            # The clean pass: no corruption (it reads the clean rows), no dropout.
+            teacher = Teacher(lambda clean: network.predict_scores(clean)[0])
+            terms.append(task.consistency(self.consistency_weight, teacher))
+            if self.adversarial_epsilon > 0:
+                perturbation = VirtualAdversarialPerturbation(self.adversarial_epsilon, teacher, task.divergence)
+        if reconstruction:
+            terms.append(ReconstructionError(self.loss, self.output_activation, self.reconstruction_weight))
         phase = Phase(
             name=self.name,
             parameters=parameters,
-            forward=network.predict_and_reconstruct if reconstruction else network.predict_scores,
-            loss=SupervisedLoss(
-                self.task,
-                ReconstructionLoss(self.loss, self.output_activation) if reconstruction else None,
-                self.reconstruction_weight if reconstruction else 0.0,
-                self.pseudo_label_weight if pseudo_labels else 0.0,
-                self.consistency_weight if consistency else 0.0,
-                # The clean pass: no corruption (the loss gets the clean rows), no dropout.
-                (lambda clean: network.predict_scores(clean)[0]) if consistency else None,
-                self.adversarial_epsilon if consistency else 0.0,
-            ),
-            code_activations=list(network.encoder_activation_names),
+            training_pass=network.training_pass(("scores", "reconstruction") if reconstruction else ("scores",)),
+            objective=fit.objective(terms, network.encoder_activation_names, perturbation),
+            metric=task.metric(),
             rows=fit.rows,
             targets=fit.targets,
             epochs=self.epochs,
             train_indices=train,
             validation_indices=validation,
-            metric=AccuracyScore() if self.task == "classification" else R2Score(),
             average_from_epoch=None if self.head_only else self.average_from_epoch,
         )
         fit.start_head()
@@ -262,28 +265,25 @@ class Targets:
     Attributes
     ----------
     values : ndarray
-        Class indices (int64, ``-1`` for an unlabeled row), or regression
-        values of shape (n_samples, n_outputs) (float32, NaN for an
-        unlabeled row).
-    task : {"classification", "regression"}
+        The task's target values (for classes: int64 indices, ``-1`` for an
+        unlabeled row; for regression: float32 values of shape (n_samples,
+        n_outputs), NaN for an unlabeled row).
+    task : Task
+        What the values are (:mod:`sk_stackae._tasks`).
     """
 
     values: np.ndarray
-    task: str
+    task: object
 
     @property
     def labeled(self):
         """Which rows have a target."""
-        if self.task == "classification":
-            return self.values >= 0
-        return ~np.isnan(self.values[:, 0])
+        return self.task.labeled(self.values)
 
     @property
     def groups(self):
-        """The group of every row that an early-stopping split stratifies on: its class, or labeled or not."""
-        if self.task == "classification":
-            return self.values
-        return np.where(self.labeled, 0, -1)
+        """The group of every row that an early-stopping split stratifies on."""
+        return self.task.groups(self.values)
 
 
 @dataclass
@@ -320,6 +320,26 @@ class FitResult:
     def results_of(self, stage_type):
         """The results of the phases of every stage of ``stage_type``, in order."""
         return [result for stage, result in self.phases if isinstance(stage, stage_type)]
+
+
+def objective_for(options, terms, code_activations, perturbation=None):
+    """A phase's objective: ``terms``, with the noise, dropout and sparsity penalty of ``options``.
+
+    ``code_activations`` are the activations of the codes the phase's pass
+    returns, which choose their sparsity penalty.
+    """
+    noisy = options.noise is not None and options.noise_level > 0
+    return Objective(
+        terms=tuple(terms),
+        penalty=(
+            SparsityPenalty(options.sparsity, options.sparsity_target, list(code_activations))
+            if options.sparsity
+            else None
+        ),
+        noise=Noise(options.noise, options.noise_level) if noisy else None,
+        perturbation=perturbation,
+        dropout=options.dropout,
+    )
 
 
 # ----------------------------------------------------------------- errors
@@ -503,15 +523,14 @@ class _Fit:
         self.head_started = True
         train, _ = self.labeled_split()
         values = self.target_values.values[train.cpu().numpy()]
-        if self.target_values.task == "classification":
-            n_classes = self.network.head.bias.shape[0]
-            counts = np.bincount(values, minlength=n_classes).astype(np.float64)
-            mean = np.log(np.maximum(counts, 0.5) / counts.sum())
-        else:
-            mean = values.mean(axis=0)
-        self.network.start_head_at(torch.as_tensor(mean, dtype=torch.float32))
+        start = self.target_values.task.head_start(values, self.network.head.bias.shape[0])
+        self.network.start_head_at(torch.as_tensor(start, dtype=torch.float32))
         # Replicas see different labeled rows: they all start from rank 0's head.
         self.replicas.broadcast_parameters(self.network.head.parameters())
+
+    def objective(self, terms, code_activations, perturbation=None):
+        """The objective of a phase of this fit (see :func:`objective_for`)."""
+        return objective_for(self.options, terms, code_activations, perturbation)
 
     def split_on(self, rows):
         """The Phase fields for the early-stopping split, with indices where ``rows`` wants them."""

@@ -7,7 +7,7 @@ from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted
 
 from ._base import BaseStackedAutoencoder, _as_float_input
 from ._engine import Finetune, GreedyPretraining
-from ._training import ReconstructionLoss
+from ._losses import ReconstructionError
 
 
 class ReconstructionStages:
@@ -135,8 +135,28 @@ class StackedAutoencoder(
     batch_size : int, default=256
         Rows per minibatch, clipped to the number of training samples.
 
-    learning_rate : float, default=1e-3
-        Step size of the optimiser.
+    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, default="constant"
+        The schedule of the step size within each phase, as in
+        :class:`~sklearn.neural_network.MLPClassifier` (for every
+        optimiser): ``"constant"`` keeps ``learning_rate_init``;
+        ``"invscaling"`` sets it after each epoch to ``learning_rate_init /
+        (t + 1) ** power_t``, with ``t`` the rows the phase has trained on;
+        ``"adaptive"`` divides it by 5 each time the validation score (with
+        ``early_stopping``) or else the training loss has not improved by
+        ``tol`` for more than ``n_iter_no_change`` epochs, down to 1e-6, and
+        with early stopping a phase stops only once it is that low;
+        ``"cosine"`` lowers it along half a cosine from
+        ``learning_rate_init`` toward 0 over the phase's epochs. Every phase
+        starts again at ``learning_rate_init``, and :meth:`partial_fit`
+        trains at ``learning_rate_init``. A float is the initial step size
+        under its old name: deprecated (a ``FutureWarning``), use
+        ``learning_rate_init``.
+
+    learning_rate_init : float, default=1e-3
+        The initial step size of the optimiser, in every phase.
+
+    power_t : float, default=0.5
+        The exponent of ``learning_rate="invscaling"``.
 
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
         The PyTorch optimiser of every phase: ``torch.optim.Adam``,
@@ -341,7 +361,9 @@ class StackedAutoencoder(
         pretrain_epochs=10,
         finetune_epochs=10,
         batch_size=256,
-        learning_rate=1e-3,
+        learning_rate="constant",
+        learning_rate_init=1e-3,
+        power_t=0.5,
         optimizer="adam",
         momentum=0.9,
         alpha=0.0,
@@ -371,6 +393,8 @@ class StackedAutoencoder(
         self.finetune_epochs = finetune_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.optimizer = optimizer
         self.momentum = momentum
         self.alpha = alpha
@@ -499,7 +523,7 @@ class StackedAutoencoder(
         """
         X = self._validate_inference_input(X)
         self._check_value_range(X)
-        loss = ReconstructionLoss(self.loss, self.output_activation)
+        loss = ReconstructionError(self.loss, self.output_activation)
         network = self._inference_network(X.dtype)
 
         def negative_errors(batch):

@@ -13,9 +13,9 @@ class TrainingListener:
     """Hears the events of a fit; every method does nothing unless overridden.
 
     Subclass it and override the events you need. ``phase`` arguments are
-    :class:`~sk_stackae._training.Phase` objects (``phase.name``,
+    :class:`~sk_stackae._loop.Phase` objects (``phase.name``,
     ``phase.epochs``, ``phase.rows``, ``phase.parameters``), ``result`` a
-    :class:`~sk_stackae._training.PhaseResult`, ``cache`` the
+    :class:`~sk_stackae._loop.PhaseResult`, ``cache`` the
     :class:`~sk_stackae._data.Rows` that holds the codes.
     """
 

@@ -17,120 +17,13 @@ output is the reconstruction. Pretraining phase ``k`` trains exactly the pair
 """
 
 from dataclasses import dataclass
+from functools import partial
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _identity(x):
-    return x
-
-
-ACTIVATIONS = {
-    "identity": _identity,
-    "logistic": torch.sigmoid,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "leaky_relu": F.leaky_relu,
-    "elu": F.elu,
-    "gelu": F.gelu,
-}
-
-# The gradient with respect to an activation's input, from the gradient with
-# respect to its output: ``gradient(grad_output, input, output)``. These are
-# the kernels autograd itself runs for each activation, each writing its
-# result over ``grad_output``: both callers (the hand-derived step and the
-# losses' own gradients) own that tensor and no longer need it, and an
-# elementwise kernel reads each element before it writes it. Written in
-# place, the gradient needs no fresh tensor per layer and per step.
-ACTIVATION_GRADIENTS = {
-    "identity": lambda grad, z, h: grad,
-    "logistic": lambda grad, z, h: torch.ops.aten.sigmoid_backward.grad_input(grad, h, grad_input=grad),
-    "sigmoid": lambda grad, z, h: torch.ops.aten.sigmoid_backward.grad_input(grad, h, grad_input=grad),
-    "tanh": lambda grad, z, h: torch.ops.aten.tanh_backward.grad_input(grad, h, grad_input=grad),
-    "relu": lambda grad, z, h: torch.ops.aten.threshold_backward.grad_input(grad, h, 0, grad_input=grad),
-    "leaky_relu": lambda grad, z, h: torch.ops.aten.leaky_relu_backward.grad_input(
-        grad, z, 0.01, False, grad_input=grad
-    ),
-    "elu": lambda grad, z, h: torch.ops.aten.elu_backward.grad_input(grad, 1.0, 1, 1, False, z, grad_input=grad),
-    "gelu": lambda grad, z, h: torch.ops.aten.gelu_backward.grad_input(grad, z, grad_input=grad),
-}
-
-# Activations that keep every value inside (0, 1): the KL sparsity penalty
-# needs a mean activation that is a probability.
-UNIT_INTERVAL_ACTIVATIONS = frozenset({"logistic", "sigmoid"})
-
-
-def _logit(p):
-    return torch.logit(p, eps=1e-6)
-
-
-def _atanh(y):
-    return torch.atanh(y.clamp(-1 + 1e-6, 1 - 1e-6))
-
-
-def _inverse_relu(y):
-    return y.clamp(min=0)
-
-
-def _inverse_leaky_relu(y):
-    return torch.where(y >= 0, y, y / 0.01)
-
-
-def _inverse_elu(y):
-    return torch.where(y >= 0, y, torch.log1p(y.clamp(min=-1 + 1e-6)))
-
-
-def _inverse_gelu(y, iterations=50):
-    # GELU has no closed-form inverse; bisect on its increasing branch.
-    y = y.clamp(min=-0.16)
-    low = torch.full_like(y, -0.75)
-    high = y.abs() + 1.0
-    for _ in range(iterations):
-        middle = (low + high) / 2
-        too_low = F.gelu(middle) < y
-        low = torch.where(too_low, middle, low)
-        high = torch.where(too_low, high, middle)
-    return (low + high) / 2
-
-
-# Pre-activation values that give a wanted activation: used to start a
-# reconstruction layer at the mean of its target.
-INVERSE_ACTIVATIONS = {
-    "identity": _identity,
-    "logistic": _logit,
-    "sigmoid": _logit,
-    "tanh": _atanh,
-    "relu": _inverse_relu,
-    "leaky_relu": _inverse_leaky_relu,
-    "elu": _inverse_elu,
-    "gelu": _inverse_gelu,
-}
-
-
-def _he_uniform(weight, generator):
-    nn.init.kaiming_uniform_(weight, nonlinearity="relu", generator=generator)
-
-
-def _glorot_uniform(weight, generator):
-    nn.init.xavier_uniform_(weight, generator=generator)
-
-
-# He et al. (2015) for rectifier-like units, Glorot & Bengio (2010) for the
-# saturating and linear ones.
-INITIALIZERS = {
-    "identity": _glorot_uniform,
-    "logistic": _glorot_uniform,
-    "sigmoid": _glorot_uniform,
-    "tanh": _glorot_uniform,
-    "relu": _he_uniform,
-    "leaky_relu": _he_uniform,
-    "elu": _he_uniform,
-    "gelu": _he_uniform,
-}
+from ._activations import ACTIVATIONS, LINEAR_INITIALIZER
 
 
 class DenseLayer(nn.Module):
@@ -202,11 +95,9 @@ class DensePath:
 
     The trunk's layer outputs are the pass's codes (sparsity penalties act
     on them, before dropout). Each branch starts from the trunk's output
-    (after dropout) and ends in one of the pass's outputs: one branch gives
-    one output, two give the tuple ``(head output, reconstruction)`` of
-    :meth:`StackedAutoencoderNetwork.predict_and_reconstruct`. Dropout masks
-    are drawn in the order of the trunk, then of the branches, as the
-    passes of the network draw them.
+    (after dropout) and ends in one of the pass's outputs, in the order of
+    :attr:`TrainingPass.outputs`. Dropout masks are drawn in the order of
+    the trunk, then of the branches, as the passes of the network draw them.
     """
 
     trunk: list
@@ -215,6 +106,32 @@ class DensePath:
     def steps(self):
         """Every layer of the pass: the trunk's, then each branch's."""
         return [*self.trunk, *(step for branch in self.branches for step in branch)]
+
+
+@dataclass(frozen=True)
+class TrainingPass:
+    """One of the network's training computations, as a module call and as plain layers.
+
+    Attributes
+    ----------
+    outputs : tuple of str
+        What the pass computes, by name: ``"reconstruction"`` (before its
+        final activation) and/or ``"scores"`` (the head's output).
+    forward : callable
+        ``forward(inputs, dropout=0.0, generator=None) -> (outputs, codes)``:
+        a tuple of one tensor per name of :attr:`outputs`, and every code
+        of the trunk before dropout. Autograd differentiates it.
+    path : DensePath
+        The same computation layer by layer, for a step that derives its
+        gradients by hand.
+    network : torch.nn.Module or None
+        The network whose pass this is (for listeners that evaluate it).
+    """
+
+    outputs: tuple
+    forward: object
+    path: DensePath
+    network: object = None
 
 
 class StackedAutoencoderNetwork(nn.Module):
@@ -304,8 +221,8 @@ class StackedAutoencoderNetwork(nn.Module):
         # Decoder layer k rebuilds h[k], so it ends in h[k]'s activation; h[0]
         # is the reconstruction.
         self.decoder_activation_names = [output_activation, *self.encoder_activation_names[:-1]]
-        self._encoder_activations = [ACTIVATIONS[name] for name in self.encoder_activation_names]
-        self._decoder_activations = [ACTIVATIONS[name] for name in self.decoder_activation_names]
+        self._encoder_activations = [ACTIVATIONS[name].function for name in self.encoder_activation_names]
+        self._decoder_activations = [ACTIVATIONS[name].function for name in self.decoder_activation_names]
         # Registered after the encoder and the decoder, so that an
         # autoencoder's parameters come first, in the same order, with or
         # without a head.
@@ -317,12 +234,11 @@ class StackedAutoencoderNetwork(nn.Module):
 
     def reset_parameters(self, generator):
         """Draw every weight from ``generator`` (a CPU ``torch.Generator``)."""
-        initializer = INITIALIZERS[self.activation]
+        initializer = ACTIVATIONS[self.activation].initializer
         for layer in (*self.encoder, *self.decoder):
             layer.reset_parameters(initializer, generator)
         if self.head is not None:
-            # The head is linear: Glorot, whatever the hidden units are.
-            self.head.reset_parameters(_glorot_uniform, generator)
+            self.head.reset_parameters(LINEAR_INITIALIZER, generator)
 
     def autoencoder_parameters(self):
         """The encoder's and the decoder's parameters: everything but the head."""
@@ -354,7 +270,7 @@ class StackedAutoencoderNetwork(nn.Module):
         layer = self.decoder[k]
         if isinstance(layer, DenseLayer):
             layer.weight.zero_()
-        inverse = INVERSE_ACTIVATIONS[self.decoder_activation_names[k]]
+        inverse = ACTIVATIONS[self.decoder_activation_names[k]].inverse
         layer.bias.copy_(inverse(target_mean.to(layer.bias)))
 
     @torch.no_grad()
@@ -445,42 +361,51 @@ class StackedAutoencoderNetwork(nn.Module):
         hidden, codes = self._encode_for_training(inputs, dropout, generator)
         return self._decode_for_training(hidden, dropout, generator), codes
 
-    def training_path(self, forward):
-        """The layers that a training pass runs, as plain steps (see :class:`DensePath`).
+    def layer_pass(self, k):
+        """Pretraining phase ``k``'s pass: layer pair ``k`` as a shallow autoencoder on ``h[k]``."""
+        return TrainingPass(
+            outputs=("reconstruction",),
+            forward=_as_outputs(partial(self.reconstruct_layer, k)),
+            path=DensePath(
+                [self._affine(self.encoder[k], self.encoder_activation_names[k], True)],
+                [[self._affine(self.decoder[k], None, False)]],
+            ),
+            network=self,
+        )
+
+    def training_pass(self, outputs):
+        """The pass through the whole stack that computes ``outputs``.
 
         Parameters
         ----------
-        forward : callable
-            One of this network's training passes: :meth:`reconstruct`,
-            :meth:`predict_scores`, :meth:`predict_and_reconstruct`, or
-            ``functools.partial(network.reconstruct_layer, k)``.
+        outputs : tuple of str
+            ``("reconstruction",)`` (:meth:`reconstruct`), ``("scores",)``
+            (:meth:`predict_scores`) or ``("scores", "reconstruction")``
+            (:meth:`predict_and_reconstruct`).
 
         Returns
         -------
-        DensePath or None
-            The same computation, layer by layer, for a step that computes
-            its gradients by hand; None for any other callable.
+        TrainingPass
         """
+        outputs = tuple(outputs)
         encoder = [self._affine(self.encoder[k], self.encoder_activation_names[k], True) for k in range(self.n_layers)]
         decoder = [
             self._affine(self.decoder[k], self.decoder_activation_names[k], True)
             for k in range(self.n_layers - 1, 0, -1)
         ]
         decoder.append(self._affine(self.decoder[0], None, False))
-        head = [] if self.head is None else [self._affine(self.head, None, False)]
-        layer = getattr(forward, "func", None)
-        if getattr(layer, "__self__", None) is self and layer.__func__ is StackedAutoencoderNetwork.reconstruct_layer:
-            (k,) = forward.args
-            return DensePath([encoder[k]], [[self._affine(self.decoder[k], None, False)]])
-        if getattr(forward, "__self__", None) is not self:
-            return None
-        paths = {
-            StackedAutoencoderNetwork.reconstruct: lambda: DensePath(encoder, [decoder]),
-            StackedAutoencoderNetwork.predict_scores: lambda: DensePath(encoder, [head]),
-            StackedAutoencoderNetwork.predict_and_reconstruct: lambda: DensePath(encoder, [head, decoder]),
+        branches = {"reconstruction": decoder}
+        if self.head is not None:
+            branches["scores"] = [self._affine(self.head, None, False)]
+        forwards = {
+            ("reconstruction",): _as_outputs(self.reconstruct),
+            ("scores",): _as_outputs(self.predict_scores),
+            ("scores", "reconstruction"): self.predict_and_reconstruct,
         }
-        path = paths.get(forward.__func__)
-        return None if path is None else path()
+        if outputs not in forwards or any(name not in branches for name in outputs):
+            raise ValueError(f"This network has no training pass that computes {outputs}.")
+        path = DensePath(encoder, [branches[name] for name in outputs])
+        return TrainingPass(outputs, forwards[outputs], path, network=self)
 
     @staticmethod
     def _affine(layer, activation, dropout):
@@ -525,7 +450,7 @@ class Encoder(nn.Module):
     def forward(self, inputs):
         hidden = inputs
         for layer, name in zip(self.layers, self.activation_names, strict=True):
-            hidden = ACTIVATIONS[name](layer(hidden))
+            hidden = ACTIVATIONS[name].function(layer(hidden))
         return hidden
 
 
@@ -553,7 +478,7 @@ class Decoder(nn.Module):
     def forward(self, codes):
         hidden = codes
         for k in reversed(range(len(self.layers))):
-            hidden = ACTIVATIONS[self.activation_names[k]](self.layers[k](hidden))
+            hidden = ACTIVATIONS[self.activation_names[k]].function(self.layers[k](hidden))
         return hidden
 
 
@@ -562,81 +487,11 @@ def build_network(config):
     return StackedAutoencoderNetwork(**config)
 
 
-# --------------------------------------------- what the units respond to
+def _as_outputs(forward):
+    """A pass with one output, returning it as a one-tuple like every training pass."""
 
-# Activation maximisation by projected gradient ascent: this many steps, the
-# first this fraction of the input norm long, each later one a little shorter.
-_MAXIMIZE_STEPS = 300
-_MAXIMIZE_FIRST_STEP = 0.1
-# Rows per no-grad batch when searching the data for each unit's best row.
-_ACTIVATION_BATCH_SIZE = 4096
+    def one_output(inputs, *, dropout=0.0, generator=None):
+        output, codes = forward(inputs, dropout=dropout, generator=generator)
+        return (output,), codes
 
-
-def linear_filters(network, layer):
-    """``W_layer @ ... @ W_1`` as a float64 array: each unit's linear response to the input.
-
-    For ``layer=1`` these are the first layer's weights, the units' exact
-    linear filters; deeper, the product leaves out the activations and
-    biases in between.
-    """
-    product = None
-    for k in range(layer):
-        weight = network.encoder[k].weight.detach().cpu().double().numpy()
-        product = weight if product is None else weight @ product
-    return product
-
-
-def _onto_sphere(rows, norm):
-    """Each row scaled to Euclidean norm ``norm``; rows of zeros stay zero."""
-    lengths = rows.norm(dim=1, keepdim=True).clamp_min(torch.finfo(rows.dtype).tiny)
-    return rows / lengths * norm
-
-
-@torch.no_grad()
-def _most_activating_rows(network, layer, units, X, norm):
-    """For each unit, the row of ``X``, scaled to ``norm``, that activates it most.
-
-    ``X`` stays in host memory; it goes to the network's device a batch at
-    a time.
-    """
-    device = units.device
-    best_activations = torch.full((len(units),), -torch.inf, device=device)
-    best_rows = torch.zeros((len(units), X.shape[1]), device=device)
-    for start in range(0, len(X), _ACTIVATION_BATCH_SIZE):
-        batch = torch.as_tensor(X[start : start + _ACTIVATION_BATCH_SIZE], dtype=torch.float32, device=device)
-        batch = _onto_sphere(batch, norm)
-        activations, indices = network.encode(batch, n_layers=layer)[:, units].max(dim=0)
-        better = activations > best_activations
-        best_activations = torch.where(better, activations, best_activations)
-        best_rows[better] = batch[indices[better]]
-    return best_rows
-
-
-def maximizing_inputs(network, layer, units, X):
-    """Inputs of the mean norm of the rows of ``X`` that maximise each unit, as a float64 array.
-
-    Erhan et al. (2009) "activation maximisation": for unit ``j`` of hidden
-    layer ``layer`` (counted from 1), find ``x`` with ``||x|| = norm`` that
-    maximises ``h_j(x)``, by projected gradient ascent. Each unit starts
-    from the row of ``X`` (a float ndarray), scaled to that norm, that
-    activates it most: a start inside the data, away from the stationary
-    points that symmetric starts (such as the unit's weights) can sit on.
-    Every unit's input is a row of one batch; as no row affects another's
-    unit, one backward pass gives every unit's gradient.
-    """
-    device = next(network.parameters()).device
-    norm = float(np.linalg.norm(X, axis=1).mean())
-    units = torch.as_tensor(units, device=device)
-    inputs = _most_activating_rows(network, layer, units, X, norm)
-    rows = torch.arange(len(units), device=device)
-    with torch.enable_grad():
-        for step in range(_MAXIMIZE_STEPS):
-            inputs.requires_grad_(True)
-            activations = network.encode(inputs, n_layers=layer)[rows, units]
-            (gradient,) = torch.autograd.grad(activations.sum(), inputs)
-            with torch.no_grad():
-                # Normalised steps of a shrinking length: the size of a
-                # unit's gradient says nothing about how far its optimum is.
-                step_length = _MAXIMIZE_FIRST_STEP * norm * (1 - step / _MAXIMIZE_STEPS)
-                inputs = _onto_sphere(inputs.detach() + step_length * _onto_sphere(gradient, 1.0), norm)
-    return inputs.cpu().double().numpy()
+    return one_output

@@ -8,8 +8,9 @@ registers them when it is imported.
 
 :class:`NetworkNodes` writes a network's layers in the float dtype of the
 graph's input, with the float32 weights cast to it, as the estimators
-compute float64 input in float64. Every activation is written by its entry
-of :data:`ACTIVATION_NODES`, the one place that spells out its formula.
+compute float64 input in float64. Every activation is written by the
+``onnx_nodes`` of its record in :data:`sk_stackae._activations.ACTIVATIONS`,
+the one place that spells out its formula.
 
 To convert another estimator, write its shape calculator and its
 converter from the methods of :class:`NetworkNodes` and add an entry to
@@ -19,7 +20,6 @@ estimator two outputs, ``label`` and ``scores``, as it does for
 ``decision_function``.
 """
 
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -32,18 +32,16 @@ from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_
 from skl2onnx.common.utils import check_input_and_output_numbers, check_input_and_output_types
 from skl2onnx.common.utils_classifier import get_label_classes
 
+from ._activations import ACTIVATIONS
+from ._classifier import StackedAutoencoderClassifier
 from ._estimator import StackedAutoencoder
 from ._network import TiedDenseLayer
 from ._outlier import StackedAutoencoderOutlierDetector
-from ._supervised import StackedAutoencoderClassifier, StackedAutoencoderRegressor
+from ._regressor import StackedAutoencoderRegressor
 
 # The estimators compute in float32 or float64; other input types must be
 # cast by an earlier step of the pipeline, or declared as one of these.
 FLOAT_TENSOR_TYPES = [FloatTensorType, DoubleTensorType]
-
-# torch's defaults, which sk_stackae._network.ACTIVATIONS uses.
-LEAKY_RELU_SLOPE = 0.01
-ELU_ALPHA = 1.0
 
 
 class NetworkNodes:
@@ -125,7 +123,7 @@ class NetworkNodes:
 
     def activation(self, name, inputs):
         """The activation ``name`` (a key of ``ACTIVATIONS``) applied to ``inputs``."""
-        return ACTIVATION_NODES[name](self, inputs)
+        return ACTIVATIONS[name].onnx_nodes(self, inputs)
 
     def erf(self, inputs):
         """The error function, in float32 when the graph is float64.
@@ -198,58 +196,6 @@ class NetworkNodes:
         positive = self.node("Greater", values, self.scalar(0.0))
         product = self.node("Mul", values, self.node("Log", values))
         return self.node("Where", positive, product, self.scalar(0.0))
-
-
-def _identity_nodes(nodes, inputs):
-    return inputs
-
-
-def _sigmoid_nodes(nodes, inputs):
-    return nodes.node("Sigmoid", inputs)
-
-
-def _tanh_nodes(nodes, inputs):
-    return nodes.node("Tanh", inputs)
-
-
-def _relu_nodes(nodes, inputs):
-    return nodes.node("Relu", inputs)
-
-
-def _leaky_relu_nodes(nodes, inputs):
-    # onnxruntime has no float64 LeakyRelu; for a slope below 1, max(x, slope * x) is the same function.
-    return nodes.node("Max", inputs, nodes.node("Mul", inputs, nodes.scalar(LEAKY_RELU_SLOPE)))
-
-
-def _elu_nodes(nodes, inputs):
-    # onnxruntime has no float64 Elu. Min keeps Exp finite on the branch that Where discards.
-    zero = nodes.scalar(0.0)
-    negative_branch = nodes.node(
-        "Mul",
-        nodes.scalar(ELU_ALPHA),
-        nodes.node("Sub", nodes.node("Exp", nodes.node("Min", inputs, zero)), nodes.scalar(1.0)),
-    )
-    return nodes.node("Where", nodes.node("Greater", inputs, zero), inputs, negative_branch)
-
-
-def _gelu_nodes(nodes, inputs):
-    # The exact form, x / 2 * (1 + erf(x / sqrt(2))), as torch computes it by default.
-    erf = nodes.erf(nodes.node("Mul", inputs, nodes.scalar(1.0 / math.sqrt(2.0))))
-    return nodes.node("Mul", nodes.node("Mul", inputs, nodes.scalar(0.5)), nodes.node("Add", nodes.scalar(1.0), erf))
-
-
-# One writer per name of sk_stackae._network.ACTIVATIONS: each adds the nodes
-# of its activation on a tensor and returns the name of their output.
-ACTIVATION_NODES = {
-    "identity": _identity_nodes,
-    "logistic": _sigmoid_nodes,
-    "sigmoid": _sigmoid_nodes,
-    "tanh": _tanh_nodes,
-    "relu": _relu_nodes,
-    "leaky_relu": _leaky_relu_nodes,
-    "elu": _elu_nodes,
-    "gelu": _gelu_nodes,
-}
 
 
 def _network_nodes(scope, operator, container):

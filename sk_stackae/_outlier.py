@@ -11,7 +11,6 @@ from the training rows' errors, ``decision_function``, ``predict`` and
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.base import OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -20,7 +19,8 @@ from ._base import BaseStackedAutoencoder
 from ._device import resolve_device
 from ._distributed import replicas_for
 from ._estimator import ReconstructionStages
-from ._training import ReconstructionLoss
+from ._losses import ReconstructionError
+from ._scaling import column_scaling, standardised
 
 # Tukey's fence: a value more than 1.5 interquartile ranges above the upper
 # quartile is "far out". On normally distributed values it lies 2.70
@@ -55,50 +55,6 @@ def upper_fence(errors):
     roots = np.sqrt(np.maximum(errors, 0.0))
     lower_quartile, upper_quartile = np.percentile(roots, [25, 75])
     return float((upper_quartile + _TUKEY_FENCE * (upper_quartile - lower_quartile)) ** 2)
-
-
-def _summed(array, replicas, device):
-    """``array`` (float64) summed over the processes of ``replicas``."""
-    return replicas.sum(torch.from_numpy(array).to(device)).cpu().numpy()
-
-
-def column_scaling(X, replicas, device):
-    """The centre and scale that standardise every column of the validated training rows ``X``.
-
-    The centre is the column's mean and the scale its standard deviation,
-    both in float64, over the rows of every process of ``replicas``. Sparse
-    rows are scaled without centring, so that they stay sparse (as
-    :class:`~sklearn.preprocessing.StandardScaler` with ``with_mean=False``
-    does): their centre is 0. A column without variance gets scale 1.
-    """
-    if sp.issparse(X):
-        sums = np.asarray(X.sum(axis=0, dtype=np.float64)).ravel()
-        squares = np.asarray(X.multiply(X).sum(axis=0, dtype=np.float64)).ravel()
-    else:
-        sums = X.sum(axis=0, dtype=np.float64)
-    totals = _summed(np.append(sums, X.shape[0]).astype(np.float64), replicas, device)
-    n_rows = totals[-1]
-    mean = totals[:-1] / n_rows
-    if sp.issparse(X):
-        squared_deviations = squares - 2.0 * mean * sums + X.shape[0] * mean**2
-    else:
-        # A second pass about the mean keeps the precision that a sum of squares loses.
-        squared_deviations = np.square(X - mean).sum(axis=0)
-    scale = np.sqrt(np.maximum(_summed(squared_deviations, replicas, device), 0.0) / n_rows)
-    # Within rounding of a constant column: dividing by it would blow rounding up.
-    constant = scale <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)
-    scale[constant] = 1.0
-    center = np.zeros_like(mean) if sp.issparse(X) else mean
-    return center, scale
-
-
-def standardised(X, center, scale):
-    """``(X - center) / scale`` in ``X``'s float dtype; sparse ``X`` (centre 0) stays sparse."""
-    if sp.issparse(X):
-        X = X.copy()
-        X.data /= scale.astype(X.dtype)[X.indices]
-        return X
-    return (X - center.astype(X.dtype)) / scale.astype(X.dtype)
 
 
 class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, BaseStackedAutoencoder):
@@ -212,12 +168,30 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
     batch_size : int, default=256
         Rows per minibatch, clipped to the number of training rows.
 
-    learning_rate : float, default=1e-2
-        Step size of the optimiser: ten times :class:`StackedAutoencoder`'s,
-        which suits the small networks that ``hidden_layer_sizes="auto"``
-        builds for tables; with 1e-3 they need ten times the epochs to rank
-        outliers as well. Lower it for wide inputs (images of hundreds of
-        pixels) if the loss curve jumps.
+    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, default="constant"
+        The schedule of the step size within each phase, as in
+        :class:`~sklearn.neural_network.MLPClassifier` (for every
+        optimiser): ``"constant"`` keeps ``learning_rate_init``;
+        ``"invscaling"`` sets it after each epoch to ``learning_rate_init /
+        (t + 1) ** power_t``, with ``t`` the rows the phase has trained on;
+        ``"adaptive"`` divides it by 5 each time the validation score (with
+        ``early_stopping``) or else the training loss has not improved by
+        ``tol`` for more than ``n_iter_no_change`` epochs, down to 1e-6, and
+        with early stopping a phase stops only once it is that low;
+        ``"cosine"`` lowers it along half a cosine from
+        ``learning_rate_init`` toward 0 over the phase's epochs. Every phase
+        starts again at ``learning_rate_init``. A float is the initial step size
+        under its old name: deprecated (a ``FutureWarning``), use
+        ``learning_rate_init``.
+
+    learning_rate_init : float, default=1e-2
+        The initial step size of the optimiser: ten times
+        :class:`StackedAutoencoder`'s, which suits the small networks that
+        ``hidden_layer_sizes="auto"`` builds for tables. Lower it for wide
+        inputs (images of hundreds of pixels) if the loss curve jumps.
+
+    power_t : float, default=0.5
+        The exponent of ``learning_rate="invscaling"``.
 
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
         The PyTorch optimiser of every phase.
@@ -396,7 +370,9 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         pretrain_epochs=5,
         finetune_epochs=60,
         batch_size=256,
-        learning_rate=1e-2,
+        learning_rate="constant",
+        learning_rate_init=1e-2,
+        power_t=0.5,
         optimizer="adam",
         momentum=0.9,
         alpha=0.0,
@@ -428,6 +404,8 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         self.finetune_epochs = finetune_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.optimizer = optimizer
         self.momentum = momentum
         self.alpha = alpha
@@ -484,17 +462,17 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
             )
         return sizes
 
-    def _validate_training_input(self, X, reset):
+    def _validate_training_input(self, X, reset, fitted):
         """Validate ``X``, resolve ``hidden_layer_sizes="auto"``, and standardise the columns for the network."""
-        X, hidden_layer_sizes = super()._validate_training_input(X, reset)
+        X, hidden_layer_sizes = super()._validate_training_input(X, reset, fitted)
         if hidden_layer_sizes is None:
             hidden_layer_sizes = default_hidden_layer_sizes(X.shape[1])
         if reset:
             if self.standardize:
                 device = resolve_device(self.device)
-                self.center_, self.scale_ = column_scaling(X, replicas_for(self.distributed, device), device)
+                fitted["center_"], fitted["scale_"] = column_scaling(X, replicas_for(self.distributed, device), device)
             else:
-                self.center_ = self.scale_ = None
+                fitted["center_"] = fitted["scale_"] = None
         elif self.standardize != (self.scale_ is not None):
             raise ValueError(
                 f"warm_start=True continues a network trained with standardize={not self.standardize}; "
@@ -502,17 +480,17 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
                 "was, or fit with warm_start=False."
             )
         if self.standardize:
-            X = standardised(X, self.center_, self.scale_)
+            scaling = fitted if reset else self.__dict__
+            X = standardised(X, scaling["center_"], scaling["scale_"])
         return X, hidden_layer_sizes
 
-    def _calibrate(self, X):
-        """Set ``offset_`` from the errors of the training rows ``X`` (already standardised)."""
+    def _calibration(self, X):
+        """``offset_``, from the errors of the training rows ``X`` (already standardised)."""
         errors = self._reconstruction_errors(X, per_feature=False, standardised=True).astype(np.float64)
         errors = replicas_for(self.distributed, self.device_).gather(errors)
         if self.contamination == "auto":
-            self.offset_ = -upper_fence(errors)
-        else:
-            self.offset_ = float(np.percentile(-errors, 100.0 * self.contamination))
+            return {"offset_": -upper_fence(errors)}
+        return {"offset_": float(np.percentile(-errors, 100.0 * self.contamination))}
 
     # ---------------------------------------------------------- inference
 
@@ -522,7 +500,7 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         Rows are standardised on the device, a batch at a time, unless they
         already are (``standardised=True``, the training rows).
         """
-        loss = ReconstructionLoss(self.loss, self.output_activation)
+        loss = ReconstructionError(self.loss, self.output_activation)
         network = self._inference_network(X.dtype)
         scaling = None
         if self.scale_ is not None and not standardised:

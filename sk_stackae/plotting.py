@@ -12,6 +12,8 @@ draws.
   fine-tune.
 """
 
-from ._plotting import FeatureDisplay, LossCurveDisplay, ReconstructionDisplay
+from ._feature_display import FeatureDisplay
+from ._loss_curve_display import LossCurveDisplay
+from ._plotting import ReconstructionDisplay
 
 __all__ = ["FeatureDisplay", "LossCurveDisplay", "ReconstructionDisplay"]

@@ -184,10 +184,10 @@ BAD_INPUTS = {
     ),
     "learning rate negative": (
         "fit",
-        {"learning_rate": -1e-3},
+        {"learning_rate_init": -1e-3},
         GOOD,
         InvalidParameterError,
-        "'learning_rate' parameter",
+        "'learning_rate_init' parameter",
     ),
     "epochs negative": ("fit", {"finetune_epochs": -1}, GOOD, InvalidParameterError, "'finetune_epochs' parameter"),
     "nothing to train": (

@@ -399,7 +399,7 @@ def test_bad_hyperparameters_raise_before_training(params, message, blobs):
         ({"activation": "softmax"}, "activation"),
         ({"loss": "huber"}, "loss"),
         ({"batch_size": 0}, "batch_size"),
-        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"learning_rate_init": 0.0}, "learning_rate_init"),
         ({"alpha": -1.0}, "alpha"),
         ({"pretrain_epochs": -1}, "pretrain_epochs"),
         ({"hidden_layer_sizes": -3}, "hidden_layer_sizes"),
@@ -463,7 +463,7 @@ def test_methods_before_fit_raise_not_fitted(blobs):
 
 
 def test_divergence_names_the_phase_and_epoch_and_leaves_nothing_fitted(blobs):
-    model = StackedAutoencoder((8, 4), learning_rate=1e30, pretrain_epochs=3, finetune_epochs=3, random_state=0)
+    model = StackedAutoencoder((8, 4), learning_rate_init=1e30, pretrain_epochs=3, finetune_epochs=3, random_state=0)
     with pytest.raises(ValueError, match=r"loss became (nan|inf) in pretrain layer 1/2 at epoch [1-3]/3"):
         model.fit(blobs * 1e6)
     assert not hasattr(model, "n_features_in_")
@@ -472,7 +472,7 @@ def test_divergence_names_the_phase_and_epoch_and_leaves_nothing_fitted(blobs):
 
 
 def test_divergence_in_the_finetune_is_named_too(blobs):
-    model = StackedAutoencoder((8, 4), learning_rate=1e30, pretrain_epochs=0, finetune_epochs=2, random_state=0)
+    model = StackedAutoencoder((8, 4), learning_rate_init=1e30, pretrain_epochs=0, finetune_epochs=2, random_state=0)
     with pytest.raises(ValueError, match=r"loss became (nan|inf) in finetune at epoch [12]/2"):
         model.fit(blobs * 1e6)
 
@@ -483,7 +483,7 @@ def test_a_failed_refit_keeps_the_previous_model(blobs):
     network = model.network_
     with pytest.raises(ValueError):
         model.fit(np.full((5, 3), np.nan))
-    model.set_params(learning_rate=1e30)
+    model.set_params(learning_rate_init=1e30)
     with pytest.raises(ValueError, match="diverged"):
         model.fit(blobs[:, :5] * 1e6)
     assert model.network_ is network

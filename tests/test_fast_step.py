@@ -5,7 +5,6 @@ The gradient tests run where the suite trains (``SK_STACKAE_TEST_DEVICE``:
 and the direct Adam update are about the CPU and name it.
 """
 
-import functools
 import warnings
 
 import numpy as np
@@ -21,18 +20,16 @@ from sk_stackae import (
     StackedAutoencoderOutlierDetector,
     StackedAutoencoderRegressor,
 )
+from sk_stackae._accel.direct_update import DirectAdamUpdate
+from sk_stackae._accel.fast_step import FastStep, fast_step_for
+from sk_stackae._activations import ACTIVATIONS
 from sk_stackae._data import TensorRows
-from sk_stackae._fast_step import DirectAdamUpdate, FastStep, fast_step_for
+from sk_stackae._engine import objective_for
 from sk_stackae._listeners import TrainingListener, listening
-from sk_stackae._network import ACTIVATION_GRADIENTS, ACTIVATIONS, StackedAutoencoderNetwork
-from sk_stackae._training import (
-    Phase,
-    ReconstructionLoss,
-    SupervisedLoss,
-    TrainingOptions,
-    _Objective,
-    _PhaseTrainer,
-)
+from sk_stackae._loop import ObjectiveRunner, Phase, PhaseTrainer, TrainingOptions
+from sk_stackae._losses import Batch, ReconstructionError
+from sk_stackae._network import StackedAutoencoderNetwork
+from sk_stackae._tasks import CLASSIFICATION, REGRESSION, ReconstructionScore, Teacher, VirtualAdversarialPerturbation
 
 N_ROWS, N_FEATURES = 24, 7
 
@@ -60,14 +57,16 @@ def batch(dtype=torch.float32):
     return torch.rand(N_ROWS, N_FEATURES, generator=generator, dtype=dtype).to(DEVICE)
 
 
-def reconstruction_phase(network, clean, forward=None, parameters=None, loss="mse"):
-    """A phase reconstructing ``clean`` through ``forward`` (the whole network by default)."""
+def reconstruction_phase(network, clean, training_pass=None, parameters=None, loss="mse", options=None):
+    """A phase reconstructing ``clean`` through ``training_pass`` (the whole network by default)."""
+    error = ReconstructionError(loss, "sigmoid")
+    training_pass = network.training_pass(("reconstruction",)) if training_pass is None else training_pass
     return Phase(
         name="finetune",
         parameters=list(network.parameters()) if parameters is None else parameters,
-        forward=network.reconstruct if forward is None else forward,
-        loss=ReconstructionLoss(loss, "sigmoid"),
-        code_activations=list(network.encoder_activation_names),
+        training_pass=training_pass,
+        objective=objective_for(options or TrainingOptions(), [error], network.encoder_activation_names),
+        metric=ReconstructionScore(error),
         rows=TensorRows(clean),
         epochs=1,
     )
@@ -75,7 +74,8 @@ def reconstruction_phase(network, clean, forward=None, parameters=None, loss="ms
 
 def takes_the_fast_step(phase):
     options = TrainingOptions()
-    return fast_step_for(phase, _Objective(phase, options, torch.Generator()), options) is not None
+    step, _ = fast_step_for(phase, ObjectiveRunner(phase, options, torch.Generator()), options)
+    return step is not None
 
 
 def both_gradients(phase, options, clean, target, fuse_relu=None):
@@ -84,22 +84,24 @@ def both_gradients(phase, options, clean, target, fuse_relu=None):
     ``fuse_relu`` forces the product with the ReLU in its epilogue (the GPU's
     choice) on or off.
     """
-    reference = _Objective(phase, options, torch.Generator(DEVICE).manual_seed(3))
+    reference = ObjectiveRunner(phase, options, torch.Generator(DEVICE).manual_seed(3))
     for parameter in phase.parameters:
         parameter.grad = None
-    total, loss = reference(clean, target)
+    total, loss = reference.autograd_loss(Batch(clean, target))
     total.backward()
     expected = loss.detach(), [None if p.grad is None else p.grad.clone() for p in phase.parameters]
 
-    fast = fast_step_for(phase, _Objective(phase, options, torch.Generator(DEVICE).manual_seed(3)), options)
-    assert isinstance(fast, FastStep)
+    fast, reason = fast_step_for(
+        phase, ObjectiveRunner(phase, options, torch.Generator(DEVICE).manual_seed(3)), options
+    )
+    assert isinstance(fast, FastStep), reason
     if fuse_relu is not None:
         fast.fuse_relu = fuse_relu
     # The fast step writes into the .grad buffers it made: poison them, so
     # that a gradient it failed to write shows.
     for parameter in phase.parameters:
         parameter.grad.fill_(float("nan"))
-    loss = fast(clean, target)
+    loss = fast(Batch(clean, target))
     got = loss, [p.grad.clone() for p in phase.parameters]
     return expected, got
 
@@ -132,11 +134,11 @@ def test_an_activations_gradient_is_autograds_written_over_the_incoming_one(acti
     # per layer and step, and must still be exactly autograd's.
     generator = torch.Generator().manual_seed(0)
     pre_activation = torch.randn(64, 33, generator=generator, device="cpu").to(DEVICE).requires_grad_()
-    output = ACTIVATIONS[activation](pre_activation)
+    output = ACTIVATIONS[activation].function(pre_activation)
     incoming = torch.randn(64, 33, generator=generator, device="cpu").to(DEVICE)
     (expected,) = torch.autograd.grad(output, pre_activation, incoming)
     storage = incoming.data_ptr()
-    gradient = ACTIVATION_GRADIENTS[activation](incoming, pre_activation.detach(), output.detach())
+    gradient = ACTIVATIONS[activation].gradient(incoming, pre_activation.detach(), output.detach())
     assert gradient.data_ptr() == storage
     assert torch.equal(gradient, expected)
     assert torch.equal(incoming, expected)
@@ -149,8 +151,9 @@ def test_an_activations_gradient_is_autograds_written_over_the_incoming_one(acti
 def test_the_whole_stack_gets_the_gradients_of_autograd(activation, tied, loss, options):
     network = network_for(activation, tied)
     clean = batch()
-    phase = reconstruction_phase(network, clean, loss=loss)
-    assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), clean, None))
+    training_options = TrainingOptions(**OPTION_SETS[options])
+    phase = reconstruction_phase(network, clean, loss=loss, options=training_options)
+    assert_same(*both_gradients(phase, training_options, clean, None))
 
 
 @pytest.mark.parametrize("fuse_relu", [False, True])
@@ -162,8 +165,9 @@ def test_relu_layers_get_the_gradients_of_autograd_with_and_without_the_fused_pr
     # they run.
     network = network_for("relu", tied)
     clean = batch()
-    phase = reconstruction_phase(network, clean)
-    assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), clean, None, fuse_relu))
+    training_options = TrainingOptions(**OPTION_SETS[options])
+    phase = reconstruction_phase(network, clean, options=training_options)
+    assert_same(*both_gradients(phase, training_options, clean, None, fuse_relu))
 
 
 def test_the_product_is_fused_with_relu_on_a_gpu_only():
@@ -171,7 +175,7 @@ def test_the_product_is_fused_with_relu_on_a_gpu_only():
     clean = batch()
     phase = reconstruction_phase(network, clean)
     options = TrainingOptions()
-    fast = fast_step_for(phase, _Objective(phase, options, torch.Generator(DEVICE)), options)
+    fast, _ = fast_step_for(phase, ObjectiveRunner(phase, options, torch.Generator(DEVICE)), options)
     assert fast.fuse_relu is (DEVICE.type == "cuda")
 
 
@@ -182,16 +186,18 @@ def test_the_product_is_fused_with_relu_on_a_gpu_only():
 def test_a_pretraining_phase_gets_the_gradients_of_autograd(k, tied, options, activation):
     network = network_for(activation, tied)
     inputs = batch() if k == 0 else network.encode(batch(), n_layers=1).detach()
+    training_options = TrainingOptions(**OPTION_SETS[options])
+    error = ReconstructionError("bce" if k == 0 else "mse", network.decoder_activation_names[k])
     phase = Phase(
         name=f"pretrain layer {k + 1}/2",
         parameters=network.layer_parameters(k),
-        forward=functools.partial(network.reconstruct_layer, k),
-        loss=ReconstructionLoss("bce" if k == 0 else "mse", network.decoder_activation_names[k]),
-        code_activations=[network.encoder_activation_names[k]],
+        training_pass=network.layer_pass(k),
+        objective=objective_for(training_options, [error], [network.encoder_activation_names[k]]),
+        metric=ReconstructionScore(error),
         rows=TensorRows(inputs),
         epochs=1,
     )
-    assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), inputs, None))
+    assert_same(*both_gradients(phase, training_options, inputs, None))
 
 
 def supervised_target(task, n_outputs):
@@ -227,10 +233,18 @@ def supervised_target(task, n_outputs):
 def test_a_supervised_phase_gets_the_gradients_of_autograd(
     task, n_outputs, reconstruction_weight, pseudo_label_weight, consistency_weight, head_only, tied, options
 ):
+    training_options = TrainingOptions(**OPTION_SETS[options])
     phase, clean, target = supervised_phase(
-        task, n_outputs, reconstruction_weight, pseudo_label_weight, consistency_weight, head_only, tied
+        task,
+        n_outputs,
+        reconstruction_weight,
+        pseudo_label_weight,
+        consistency_weight,
+        head_only,
+        tied,
+        training_options,
     )
-    assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), clean, target))
+    assert_same(*both_gradients(phase, training_options, clean, target))
 
 
 @pytest.mark.parametrize(
@@ -243,10 +257,11 @@ def test_the_virtual_adversarial_perturbation_gets_the_gradients_of_autograd(
 ):
     # The perturbation draws its random start after the noise and before
     # the dropout masks, in both steps: the same rows, the same gradients.
+    training_options = TrainingOptions(**OPTION_SETS[options])
     phase, clean, target = supervised_phase(
-        task, n_outputs, reconstruction_weight, 0.0, 0.8, False, False, adversarial_epsilon=0.5
+        task, n_outputs, reconstruction_weight, 0.0, 0.8, False, False, training_options, adversarial_epsilon=0.5
     )
-    assert_same(*both_gradients(phase, TrainingOptions(**OPTION_SETS[options]), clean, target))
+    assert_same(*both_gradients(phase, training_options, clean, target))
 
 
 def supervised_phase(
@@ -257,11 +272,13 @@ def supervised_phase(
     consistency_weight,
     head_only,
     tied,
+    options,
     adversarial_epsilon=0.0,
 ):
     """A supervised fine-tune phase on a random network, its batch of clean rows, and their targets."""
     network = network_for("relu", tied, n_outputs=n_outputs)
     clean = batch()
+    task_object = {"classification": CLASSIFICATION, "regression": REGRESSION}[task]
     reconstruction = reconstruction_weight > 0
     if head_only:
         parameters = list(network.head.parameters())
@@ -269,20 +286,23 @@ def supervised_phase(
         parameters = list(network.parameters())
     else:
         parameters = [*network.encoder.parameters(), *network.head.parameters()]
+    terms = [task_object.head_error()]
+    if pseudo_label_weight:
+        terms.append(task_object.pseudo_labels(pseudo_label_weight))
+    perturbation = None
+    if consistency_weight:
+        teacher = Teacher(lambda clean: network.predict_scores(clean)[0])
+        terms.append(task_object.consistency(consistency_weight, teacher))
+        if adversarial_epsilon:
+            perturbation = VirtualAdversarialPerturbation(adversarial_epsilon, teacher, task_object.divergence)
+    if reconstruction:
+        terms.append(ReconstructionError("bce", "sigmoid", reconstruction_weight))
     phase = Phase(
         name="supervised fine-tune",
         parameters=parameters,
-        forward=network.predict_and_reconstruct if reconstruction else network.predict_scores,
-        loss=SupervisedLoss(
-            task,
-            ReconstructionLoss("bce", "sigmoid") if reconstruction else None,
-            reconstruction_weight,
-            pseudo_label_weight,
-            consistency_weight,
-            (lambda clean: network.predict_scores(clean)[0]) if consistency_weight else None,
-            adversarial_epsilon,
-        ),
-        code_activations=list(network.encoder_activation_names),
+        training_pass=network.training_pass(("scores", "reconstruction") if reconstruction else ("scores",)),
+        objective=objective_for(options, terms, network.encoder_activation_names, perturbation),
+        metric=task_object.metric(),
         rows=TensorRows(clean),
         epochs=1,
     )
@@ -304,13 +324,13 @@ def test_only_float32_networks_take_the_fast_step(dtype, fast):
 def spy_on_trainers(monkeypatch):
     """The fast step each phase trainer made (None for the autograd step), by phase name."""
     made = {}
-    original = _PhaseTrainer.__init__
+    original = PhaseTrainer.__init__
 
     def recording_init(self, phase, options, generator, listener, optimizer):
         original(self, phase, options, generator, listener, optimizer)
         made[phase.name] = self.fast_step
 
-    monkeypatch.setattr(_PhaseTrainer, "__init__", recording_init)
+    monkeypatch.setattr(PhaseTrainer, "__init__", recording_init)
     return made
 
 
@@ -361,7 +381,7 @@ def fit_both_ways(monkeypatch, make, X, y=None):
         {},
         {"tied_weights": True, "loss": "bce", "activation": "logistic", "output_activation": "logistic"},
         {"noise": "masking", "noise_level": 0.3, "dropout": 0.1, "sparsity": 0.1, "alpha": 1e-3},
-        {"optimizer": "sgd", "learning_rate": 0.05, "activation": "tanh"},
+        {"optimizer": "sgd", "learning_rate_init": 0.05, "activation": "tanh"},
     ],
     ids=["default", "tied-bce-logistic", "noise-dropout-sparsity-alpha", "sgd-tanh"],
 )
@@ -417,20 +437,17 @@ def test_supervised_fits_follow_the_same_loss_curve(monkeypatch):
     np.testing.assert_allclose(fast.loss_curve_, reference.loss_curve_, rtol=1e-4)
 
 
-def test_only_dense_passes_of_the_network_take_the_fast_step():
+def test_a_phase_takes_the_fast_step_only_where_every_term_derives_its_gradient():
+    class OwnTerm(ReconstructionError):
+        hand_derived = False
+
     network = network_for("relu", tied=False)
-
-    def own_forward(inputs, dropout=0.0, generator=None):
-        return network.reconstruct(inputs)
-
-    everything = list(network.parameters())
-    for forward, parameters, fast in [
-        (network.reconstruct, everything, True),
-        (functools.partial(network.reconstruct_layer, 1), network.layer_parameters(1), True),
-        (own_forward, everything, False),
-        (network.encode, everything, False),
-    ]:
-        assert takes_the_fast_step(reconstruction_phase(network, batch(), forward, parameters)) is fast
+    phase = reconstruction_phase(network, batch())
+    assert takes_the_fast_step(phase)
+    phase.objective.terms = (*phase.objective.terms, OwnTerm("mse", "sigmoid", 0.5))
+    options = TrainingOptions()
+    step, reason = fast_step_for(phase, ObjectiveRunner(phase, options, torch.Generator()), options)
+    assert step is None and "OwnTerm" in reason
 
 
 # ------------------------------------------------------- the direct update
@@ -555,3 +572,9 @@ def test_a_phase_training_a_parameter_off_its_path_keeps_the_autograd_step():
     network = network_for("relu", tied=False, n_outputs=2)
     assert not takes_the_fast_step(reconstruction_phase(network, batch()))
     assert takes_the_fast_step(reconstruction_phase(network, batch(), parameters=network.autoencoder_parameters()))
+
+
+def test_a_pass_output_that_no_term_reads_keeps_the_autograd_step():
+    network = network_for("relu", tied=False, n_outputs=2)
+    phase = reconstruction_phase(network, batch(), training_pass=network.training_pass(("scores", "reconstruction")))
+    assert not takes_the_fast_step(phase)

@@ -15,8 +15,8 @@ from sklearn.utils.validation import check_is_fitted
 import sk_stackae._data as data_module
 from sk_stackae import StackedAutoencoder
 from sk_stackae._listeners import TrainingListener, listening
+from sk_stackae._loop import PhaseTrainer
 from sk_stackae._network import StackedAutoencoderNetwork
-from sk_stackae._training import _PhaseTrainer
 
 PARAMS = {"hidden_layer_sizes": (16, 8, 4), "pretrain_epochs": 3, "finetune_epochs": 3, "batch_size": 32}
 
@@ -30,16 +30,16 @@ def interrupt_at_step(monkeypatch, step):
     """Raise KeyboardInterrupt from inside training, at the given optimiser step."""
     # Every step through train_step, none as a CUDA graph replay.
     monkeypatch.setenv("SK_STACKAE_CUDA_GRAPHS", "0")
-    original = _PhaseTrainer.train_step
+    original = PhaseTrainer.train_step
     calls = []
 
-    def interrupting_step(trainer, clean, target):
+    def interrupting_step(trainer, batch):
         calls.append(trainer.phase.name)
         if len(calls) == step:
             raise KeyboardInterrupt
-        return original(trainer, clean, target)
+        return original(trainer, batch)
 
-    monkeypatch.setattr(_PhaseTrainer, "train_step", interrupting_step)
+    monkeypatch.setattr(PhaseTrainer, "train_step", interrupting_step)
     return calls
 
 
@@ -50,7 +50,7 @@ def test_a_warm_start_that_diverges_keeps_the_previous_working_model(X):
     model = StackedAutoencoder(**PARAMS, warm_start=True, random_state=0).fit(X)
     codes, curve, network = model.transform(X), list(model.loss_curve_), model.network_
     weights = {name: tensor.clone() for name, tensor in network.state_dict().items()}
-    model.set_params(learning_rate=1e30)
+    model.set_params(learning_rate_init=1e30)
     with pytest.raises(ValueError, match=r"diverged: the loss became (nan|inf) in finetune at epoch \d/3"):
         model.fit(X * 1e6)
     assert model.network_ is network and model.loss_curve_ == curve and model.n_iter_ == 3
@@ -63,7 +63,7 @@ def test_a_diverging_partial_fit_keeps_the_previous_model_and_optimizer(X):
     model = StackedAutoencoder(**PARAMS, random_state=0).partial_fit(X)
     codes = model.transform(X)
     steps = [float(state["step"]) for state in model._optimizer.state.values()]
-    model.set_params(learning_rate=1e30)
+    model.set_params(learning_rate_init=1e30)
     with pytest.raises(ValueError, match="diverged"):
         model.partial_fit(X * 1e6)
     np.testing.assert_array_equal(model.transform(X), codes)
@@ -178,10 +178,10 @@ def test_a_cache_that_does_not_fit_on_the_device_falls_back_to_host_memory(monke
 
 
 def test_running_out_of_device_memory_in_training_says_what_to_change(monkeypatch, X):
-    def out_of_memory(trainer, clean, target):
+    def out_of_memory(trainer, batch):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 15.78 GiB total)")
 
-    monkeypatch.setattr(_PhaseTrainer, "train_step", out_of_memory)
+    monkeypatch.setattr(PhaseTrainer, "train_step", out_of_memory)
     model = StackedAutoencoder(**PARAMS)
     with pytest.raises(torch.OutOfMemoryError) as error:
         model.fit(X)
@@ -210,10 +210,10 @@ def test_running_out_of_host_memory_for_a_cache_says_how_big_it_was(monkeypatch,
 
 
 def test_other_runtime_errors_pass_through_unchanged(monkeypatch, X):
-    def broken(trainer, clean, target):
+    def broken(trainer, batch):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
-    monkeypatch.setattr(_PhaseTrainer, "train_step", broken)
+    monkeypatch.setattr(PhaseTrainer, "train_step", broken)
     with pytest.raises(RuntimeError, match=r"^mat1 and mat2 shapes cannot be multiplied$"):
         StackedAutoencoder(**PARAMS).fit(X)
 
@@ -268,7 +268,7 @@ def test_a_pickle_of_format_1_with_a_partial_fit_optimizer_still_loads_and_conti
 
 
 @pytest.mark.parametrize(
-    "change", [{"alpha": 0.1}, {"optimizer": "sgd"}, {"optimizer": "adamw", "alpha": 0.5}, {"learning_rate": 0.1}]
+    "change", [{"alpha": 0.1}, {"optimizer": "sgd"}, {"optimizer": "adamw", "alpha": 0.5}, {"learning_rate_init": 0.1}]
 )
 def test_a_partial_fit_model_whose_parameters_changed_pickles_and_continues(change, X):
     model = StackedAutoencoder(**PARAMS, random_state=0).partial_fit(X).partial_fit(X)

@@ -2,18 +2,11 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
-from sk_stackae._network import (
-    ACTIVATIONS,
-    INVERSE_ACTIVATIONS,
-    StackedAutoencoderNetwork,
-    build_network,
-    linear_filters,
-    maximizing_inputs,
-)
+from sk_stackae._activations import ACTIVATIONS
+from sk_stackae._network import StackedAutoencoderNetwork, build_network
 
 
 def make_network(hidden=(16, 8, 4), activation="relu", **kwargs):
@@ -54,7 +47,7 @@ def test_reconstruct_layer_is_a_shallow_autoencoder_on_its_input():
     h1 = torch.randn(5, 16)
     pre_activation, (code,) = network.reconstruct_layer(1, h1)
     torch.testing.assert_close(code, network.encode_layer(1, h1))
-    activation = ACTIVATIONS[network.decoder_activation_names[1]]
+    activation = ACTIVATIONS[network.decoder_activation_names[1]].function
     torch.testing.assert_close(activation(pre_activation), network.decode_layer(1, code))
     assert {id(p) for p in network.layer_parameters(1)} == {
         id(network.encoder[1].weight),
@@ -112,11 +105,12 @@ def test_build_network_rebuilds_the_architecture_from_its_config():
     torch.testing.assert_close(twin.decode(twin.encode(x)), network.decode(network.encode(x)))
 
 
-@pytest.mark.parametrize("name", sorted(INVERSE_ACTIVATIONS))
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_inverse_activations_recover_the_pre_activation_of_reachable_values(name):
+    activation = ACTIVATIONS[name]
     pre_activation = torch.linspace(-0.5, 3.0, 50)
-    values = ACTIVATIONS[name](pre_activation)
-    torch.testing.assert_close(ACTIVATIONS[name](INVERSE_ACTIVATIONS[name](values)), values, atol=1e-4, rtol=1e-4)
+    values = activation.function(pre_activation)
+    torch.testing.assert_close(activation.function(activation.inverse(values)), values, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("output_activation", ["identity", "sigmoid"])
@@ -177,36 +171,30 @@ def test_encoder_and_decoder_modules_export_with_torch_export(tied_weights):
     torch.testing.assert_close(decoder.module()(encoder.module()(x)), network(x))
 
 
-# ------------------------------------------------ what the units respond to
-
-
-def test_linear_filters_are_the_product_of_the_encoder_weights():
-    network = make_network()
-    first = network.encoder[0].weight.detach().double().numpy()
-    second = network.encoder[1].weight.detach().double().numpy()
-    np.testing.assert_array_equal(linear_filters(network, 1), first)
-    np.testing.assert_allclose(linear_filters(network, 2), second @ first)
-
-
-def test_maximizing_inputs_have_the_data_norm_and_beat_every_data_row_of_that_norm():
-    network = make_network(activation="tanh")
-    X = np.random.RandomState(0).uniform(size=(300, 20))
-    units = [0, 3, 5]
-    patterns = maximizing_inputs(network, 2, units, X)
-    assert patterns.shape == (3, 20) and patterns.dtype == np.float64
-    norm = np.linalg.norm(X, axis=1).mean()
-    np.testing.assert_allclose(np.linalg.norm(patterns, axis=1), norm, rtol=1e-4)
+@pytest.mark.parametrize("outputs", [("reconstruction",), ("scores",), ("scores", "reconstruction")])
+def test_a_training_pass_and_its_dense_path_compute_the_same_outputs(outputs):
+    network = make_network(n_outputs=3)
+    training_pass = network.training_pass(outputs)
+    x = torch.randn(5, 20)
+    computed, codes = training_pass.forward(x)
+    assert len(computed) == len(outputs) and len(codes) == network.n_layers
     with torch.no_grad():
-        achieved = network.encode(torch.as_tensor(patterns, dtype=torch.float32), n_layers=2).numpy()
-        rows = torch.as_tensor(X / np.linalg.norm(X, axis=1, keepdims=True) * norm, dtype=torch.float32)
-        best_row = network.encode(rows, n_layers=2).numpy().max(axis=0)
-    assert np.all(achieved[np.arange(3), units] >= best_row[units])
+        hidden = x
+        for step in training_pass.path.trunk:
+            hidden = _dense(step, hidden)
+        for branch, expected in zip(training_pass.path.branches, computed, strict=True):
+            output = hidden
+            for step in branch:
+                output = _dense(step, output)
+            torch.testing.assert_close(output, expected)
 
 
-def test_the_maximizing_input_of_a_first_layer_unit_points_along_its_weights():
-    network = make_network()
-    X = np.random.RandomState(1).normal(size=(200, 20))
-    patterns = maximizing_inputs(network, 1, np.arange(16), X)
-    weights = network.encoder[0].weight.detach().double().numpy()
-    cosines = np.sum(patterns * weights, axis=1) / np.linalg.norm(patterns, axis=1) / np.linalg.norm(weights, axis=1)
-    np.testing.assert_allclose(cosines, 1.0, atol=1e-4)
+def test_a_pass_that_the_network_cannot_compute_is_refused():
+    with pytest.raises(ValueError, match="no training pass that computes"):
+        make_network().training_pass(("scores",))
+
+
+def _dense(step, inputs):
+    weight = step.weight if step.transposed else step.weight.t()
+    output = inputs @ weight + step.bias
+    return output if step.activation is None else ACTIVATIONS[step.activation].function(output)

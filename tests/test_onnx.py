@@ -23,8 +23,7 @@ from sk_stackae import (
     StackedAutoencoderOutlierDetector,
     StackedAutoencoderRegressor,
 )
-from sk_stackae._network import ACTIVATIONS
-from sk_stackae._onnx import ACTIVATION_NODES
+from sk_stackae._activations import ACTIVATIONS
 
 FAST = {"pretrain_epochs": 1, "finetune_epochs": 2, "batch_size": 64, "device": DEVICE, "random_state": 0}
 DTYPES = [np.float32, np.float64]
@@ -60,10 +59,6 @@ def tolerance(dtype, activation="relu"):
 
 
 # ------------------------------------------------------------ activations
-
-
-def test_every_activation_of_the_network_has_its_onnx_nodes():
-    assert set(ACTIVATION_NODES) == set(ACTIVATIONS)
 
 
 @pytest.fixture(scope="module")

@@ -185,7 +185,7 @@ def test_every_optimizer_fits(optimizer, digits):
     model = StackedAutoencoder(
         (32, 8),
         optimizer=optimizer,
-        learning_rate=0.05 if optimizer == "sgd" else 1e-3,
+        learning_rate_init=0.05 if optimizer == "sgd" else 1e-3,
         pretrain_epochs=0,
         finetune_epochs=10,
         batch_size=64,
@@ -202,7 +202,7 @@ def test_sgd_momentum_speeds_up_training(digits):
             (32, 8),
             optimizer="sgd",
             momentum=momentum,
-            learning_rate=0.01,
+            learning_rate_init=0.01,
             pretrain_epochs=0,
             finetune_epochs=10,
             batch_size=64,
@@ -221,7 +221,7 @@ def test_alpha_shrinks_the_weights_with_every_optimizer(digits):
                 (32, 8),
                 optimizer=optimizer,
                 alpha=alpha,
-                learning_rate=0.05 if optimizer == "sgd" else 1e-2,
+                learning_rate_init=0.05 if optimizer == "sgd" else 1e-2,
                 pretrain_epochs=0,
                 finetune_epochs=10,
                 batch_size=64,
@@ -465,7 +465,7 @@ def test_partial_fit_follows_changed_settings(digits):
     X, _ = digits
     model = StackedAutoencoder((32, 8), random_state=0).partial_fit(X)
     adam = model._optimizer
-    model.set_params(learning_rate=0.01).partial_fit(X)
+    model.set_params(learning_rate_init=0.01).partial_fit(X)
     assert model._optimizer.param_groups[0]["lr"] == 0.01
     assert isinstance(model._optimizer, torch.optim.Adam) and len(model._optimizer.state) == len(adam.state)
     model.set_params(optimizer="sgd", momentum=0.5).partial_fit(X)

@@ -347,7 +347,7 @@ def test_bad_rows_raise_before_training_and_a_failed_refit_keeps_the_model(X, me
 
 
 def test_divergence_leaves_the_detector_unfitted(planted):
-    detector = StackedAutoencoderOutlierDetector(learning_rate=1e30, standardize=False, **FAST)
+    detector = StackedAutoencoderOutlierDetector(learning_rate_init=1e30, standardize=False, **FAST)
     with pytest.raises(ValueError, match=r"loss became (nan|inf) in pretrain layer 1/2"):
         detector.fit(planted[0] * 1e6)
     assert not hasattr(detector, "offset_") and not hasattr(detector, "center_")

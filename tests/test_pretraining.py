@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from sk_stackae import StackedAutoencoder
+from sk_stackae._accel.fast_step import FastStep
 from sk_stackae._data import inference_batch_size
-from sk_stackae._fast_step import FastStep
 from sk_stackae._listeners import TrainingListener, listening
+from sk_stackae._losses import Batch
 from sk_stackae._network import DenseLayer
 
 
@@ -151,7 +152,7 @@ def test_deeper_phases_reconstruct_codes_with_mse(digits):
         StackedAutoencoder(
             (16, 8, 4), output_activation="sigmoid", loss="bce", pretrain_epochs=1, finetune_epochs=1, random_state=0
         ).fit(X[:200])
-    assert [phase["phase"].loss.kind for phase in recorder.phases] == ["bce", "mse", "mse", "bce"]
+    assert [phase["phase"].objective.terms[0].kind for phase in recorder.phases] == ["bce", "mse", "mse", "bce"]
 
 
 def test_pretraining_lowers_each_phase_loss(blobs):
@@ -189,8 +190,9 @@ class _StartingLoss(TrainingListener):
     def phase_started(self, phase):
         rows = phase.rows.tensor
         with torch.no_grad():
-            pre_activation, _ = phase.forward(rows)
-        self.starts.append((phase.loss(pre_activation, rows).item(), rows.var(dim=0, unbiased=False).mean().item()))
+            (pre_activation,), _ = phase.training_pass.forward(rows)
+        loss = phase.objective.loss({"reconstruction": pre_activation}, Batch(rows))
+        self.starts.append((loss.item(), rows.var(dim=0, unbiased=False).mean().item()))
 
 
 @pytest.mark.parametrize("pretrain_epochs", [1, 0])

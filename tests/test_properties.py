@@ -5,8 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sk_stackae import StackedAutoencoder
-from sk_stackae._training import DivergenceError
+from sk_stackae import DivergenceError, StackedAutoencoder
 
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -38,7 +37,7 @@ def estimators(draw):
         "optimizer": draw(st.sampled_from(["adam", "adamw", "sgd"])),
         "random_state": draw(st.integers(0, 2**31 - 1)),
     }
-    return StackedAutoencoder(**params, learning_rate=1e-4)
+    return StackedAutoencoder(**params, learning_rate_init=1e-4)
 
 
 @FAST

@@ -50,7 +50,7 @@ CONFIGURATIONS = [
         noise="gaussian",
         noise_level=0.2,
         optimizer="sgd",
-        learning_rate=1e-4,
+        learning_rate_init=1e-4,
         pretrain_epochs=2,
         finetune_epochs=2,
         **SMALL,

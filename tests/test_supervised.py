@@ -16,7 +16,8 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from sk_stackae import StackedAutoencoder, StackedAutoencoderClassifier, StackedAutoencoderRegressor
 from sk_stackae._listeners import TrainingListener, listening
-from sk_stackae._training import SupervisedLoss
+from sk_stackae._losses import Batch
+from sk_stackae._tasks import CLASSIFICATION, Consistency, PseudoLabels, VirtualAdversarialPerturbation
 
 FAST = {"batch_size": 64, "random_state": 0}
 
@@ -108,7 +109,7 @@ def test_the_head_starts_at_the_class_prior(few_labels):
     class FirstScores(TrainingListener):
         def phase_started(self, phase):
             with torch.no_grad():
-                scores, _ = phase.forward(phase.rows.tensor[:5])
+                (scores,), _ = phase.training_pass.forward(phase.rows.tensor[:5])
             self.probabilities = torch.softmax(scores, dim=1)
 
     first = FirstScores()
@@ -130,7 +131,8 @@ def test_pseudo_labels_train_unlabeled_rows_toward_their_predicted_class(few_lab
     with listening(log):
         model.fit(X, y_few)
     supervised = log.phases[-1]
-    assert supervised.loss.pseudo_label_weight == 0.5
+    (pseudo_labels,) = terms_of(supervised, PseudoLabels)
+    assert pseudo_labels.weight == 0.5
     # Unlabeled rows are in the epoch now; the decoder is not trained.
     assert set(supervised.train_indices.tolist()) == set(range(len(X)))
     assert not {id(p) for p in model.network_.decoder.parameters()} & {id(p) for p in supervised.parameters}
@@ -138,7 +140,7 @@ def test_pseudo_labels_train_unlabeled_rows_toward_their_predicted_class(few_lab
     scores = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
     target = torch.tensor([-1, -1, 0])
     expected = torch.nn.functional.cross_entropy(scores[:2], torch.tensor([0, 1]))
-    torch.testing.assert_close(supervised.loss.pseudo_label_error(scores, target), expected)
+    torch.testing.assert_close(pseudo_labels.value(scores, Batch(scores, target)), 0.5 * expected)
 
 
 def test_reconstruction_weight_keeps_the_decoder_training_on_every_row(few_labels):
@@ -183,14 +185,14 @@ def test_consistency_trains_every_row_toward_the_prediction_of_its_clean_input(f
     with listening(log):
         model.fit(X, y_few)
     supervised = log.phases[-1]
-    loss = supervised.loss
-    assert loss.consistency_weight == 0.5
+    (consistency,) = terms_of(supervised, Consistency)
+    assert consistency.weight == 0.5
     # Every row joins the epoch; the decoder does not train (no reconstruction).
     assert set(supervised.train_indices.tolist()) == set(range(len(X)))
     assert not {id(p) for p in model.network_.decoder.parameters()} & {id(p) for p in supervised.parameters}
     # The teacher is the fitted network on clean rows: no dropout, no noise.
     rows = torch.as_tensor(X[:20], dtype=torch.float32, device=model.device_)
-    teacher = loss.teacher_scores(rows)
+    teacher = consistency.teacher.scores(Batch(rows))
     np.testing.assert_allclose(teacher.cpu().numpy(), model._scores(X[:20].astype(np.float32)), rtol=1e-5, atol=1e-6)
     assert not teacher.requires_grad
     # Its value: the divergence of the predictions from the teacher's, zero where they agree.
@@ -201,12 +203,13 @@ def test_consistency_trains_every_row_toward_the_prediction_of_its_clean_input(f
         expected = (p * (p / q).log()).sum(1).mean()
     else:
         expected = (scores - teacher_scores).square().mean()
-    torch.testing.assert_close(loss.consistency_error(scores, teacher_scores), expected)
-    assert float(loss.consistency_error(teacher_scores, teacher_scores)) == pytest.approx(0.0, abs=1e-7)
+    task_object = consistency.task
+    torch.testing.assert_close(task_object.divergence(scores, teacher_scores), expected)
+    assert float(task_object.divergence(teacher_scores, teacher_scores)) == pytest.approx(0.0, abs=1e-7)
     # By hand, the weighted value and the gradient that autograd finds.
     scores.requires_grad_(True)
-    (loss.consistency_weight * loss.consistency_error(scores, teacher_scores)).backward()
-    value, gradient = loss.consistency_value_and_gradient(scores.detach().clone(), teacher_scores)
+    (consistency.weight * task_object.divergence(scores, teacher_scores)).backward()
+    value, gradient = task_object.divergence_and_gradient(scores.detach().clone(), teacher_scores, consistency.weight)
     torch.testing.assert_close(value, 0.5 * expected)
     torch.testing.assert_close(gradient, scores.grad)
 
@@ -276,17 +279,18 @@ def test_the_virtual_adversarial_perturbation_moves_each_row_where_the_predictio
         # The perturbation is the corruption: no warning about a consistency term without one.
         warnings.simplefilter("error", UserWarning)
         model.fit(X, y_few)
-    loss = log.phases[-1].loss
-    assert loss.adversarial_epsilon == 0.7
+    perturbation = log.phases[-1].objective.perturbation
+    assert perturbation.epsilon == 0.7
+    teacher = perturbation.teacher.forward
     rows = torch.as_tensor(X[:100], dtype=torch.float32, device=model.device_)
     generator = torch.Generator(model.device_).manual_seed(0)
-    moved = loss.perturbation(rows, rows, generator)
+    moved = perturbation(rows, Batch(rows), generator)
     step = moved - rows
     torch.testing.assert_close(torch.linalg.vector_norm(step, dim=1), torch.full((100,), 0.7, device=model.device_))
 
     def divergences(inputs):
         with torch.no_grad():
-            scores, teacher_scores = loss.teacher(inputs), loss.teacher(rows)
+            scores, teacher_scores = teacher(inputs), teacher(rows)
         if task == "regression":
             return (scores - teacher_scores).square().mean(dim=1)
         p, log_q = torch.softmax(teacher_scores, dim=1), torch.log_softmax(scores, dim=1)
@@ -327,11 +331,12 @@ def test_virtual_adversarial_training_makes_the_prediction_steadier(digits):
                 device="cpu",
                 **FAST,
             ).fit(X, y_few)
-        loss = log.phases[-1].loss
-        probe = SupervisedLoss("classification", consistency_weight=1.0, teacher=loss.teacher, adversarial_epsilon=0.5)
-        moved = probe.perturbation(rows, rows, torch.Generator().manual_seed(0))
+        (consistency,) = [term for term in log.phases[-1].objective.terms if isinstance(term, Consistency)]
+        teacher = consistency.teacher
+        probe = VirtualAdversarialPerturbation(0.5, teacher, CLASSIFICATION.divergence)
+        moved = probe(rows, Batch(rows), torch.Generator().manual_seed(0))
         with torch.no_grad():
-            return float(probe.consistency_error(loss.teacher(moved), loss.teacher(rows)))
+            return float(CLASSIFICATION.divergence(teacher.forward(moved), teacher.forward(rows)))
 
     # Measured on three seeds (a 2-core Xeon): 0.24 with the perturbation
     # against 0.46-0.48 without, both with the consistency term under dropout.
@@ -383,7 +388,7 @@ def test_weight_averaging_with_early_stopping_validates_and_keeps_the_mean(diabe
             pretrain_epochs=0,
             finetune_epochs=40,
             average_from_epoch=1,
-            learning_rate=1e-2,
+            learning_rate_init=1e-2,
             early_stopping=True,
             n_iter_no_change=3,
             tol=1e-2,
@@ -681,3 +686,8 @@ def test_nan_in_x_is_refused_with_scikit_learns_message(few_labels):
     X[3, 3] = np.nan
     with pytest.raises(ValueError, match="Input X contains NaN"):
         StackedAutoencoderClassifier((4,), **FAST).fit(X, y)
+
+
+def terms_of(phase, term_type):
+    """The terms of ``phase``'s objective of type ``term_type``."""
+    return [term for term in phase.objective.terms if isinstance(term, term_type)]

@@ -1,0 +1,346 @@
+"""What a phase minimises: objective terms, each with its gradient beside it.
+
+A phase's :class:`Objective` is a sum of terms on the outputs of its
+training pass (a reconstruction, a head's scores), penalties on its codes
+(sparsity), and what is done to the rows before the pass (noise, a virtual
+adversarial perturbation, dropout inside it). Every term computes its value
+for autograd (:meth:`Term.value`); a term whose gradient is derived by hand
+also has :meth:`Term.value_and_gradient` and says so
+(``hand_derived = True``). The hand-derived training step
+(:mod:`sk_stackae._accel.fast_step`) runs a phase only when every term of its
+objective is hand-derived; any other phase trains through autograd, so a
+term is never trained on one path and left out on the other.
+
+Terms read a :class:`Batch`: the clean rows, their targets and weights, and
+a cache for what several terms share (the teacher's scores).
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ._activations import ACTIVATIONS
+
+
+@dataclass
+class Batch:
+    """One batch of a phase, as every term of its objective sees it.
+
+    Attributes
+    ----------
+    clean : torch.Tensor
+        The uncorrupted input rows.
+    target : torch.Tensor or None
+        Their targets, for a phase that has them.
+    weights : torch.Tensor or None
+        A weight per row (``sample_weight``); None weighs every row alike.
+    cache : dict
+        What terms of the same batch share (the teacher's scores).
+    """
+
+    clean: torch.Tensor
+    target: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+    cache: dict = field(default_factory=dict)
+
+
+class Term:
+    """One term of an objective: a weighted error of one output of the training pass.
+
+    Attributes
+    ----------
+    output : str
+        The name of the output it reads (``"reconstruction"`` or
+        ``"scores"``; see :class:`sk_stackae._network.TrainingPass`).
+    hand_derived : bool
+        Whether :meth:`value_and_gradient` gives the gradient by hand. False:
+        autograd differentiates :meth:`value`, and the phase trains through
+        autograd.
+    """
+
+    output = "reconstruction"
+    hand_derived = False
+
+    def value(self, output, batch):
+        """The term, weighted, as a differentiable scalar tensor."""
+        raise NotImplementedError
+
+    def value_and_gradient(self, output, batch):
+        """The term's value and its gradient with respect to ``output`` (a tensor the caller may overwrite)."""
+        raise NotImplementedError(f"{type(self).__name__} derives no gradient by hand")
+
+
+class ReconstructionError(Term):
+    """Error between a reconstruction, given before its final activation, and the clean rows.
+
+    Parameters
+    ----------
+    kind : {"mse", "bce"}
+        Mean squared error of the activated output, or binary cross-entropy
+        computed from the logits (stable where the sigmoid saturates).
+    activation : str
+        The activation that turns the pre-activation into the reconstruction.
+    weight : float, default=1.0
+        The term's weight in the objective.
+    """
+
+    hand_derived = True
+
+    def __init__(self, kind, activation, weight=1.0):
+        self.kind = kind
+        self.activation = ACTIVATIONS[activation]
+        self.weight = weight
+
+    def value(self, pre_activation, batch):
+        """Mean over every element of the batch (rows weighted by their weights), times the weight."""
+        if batch.weights is not None:
+            error = weighted_mean(self.training_errors(pre_activation, batch.clean).mean(dim=1), batch.weights)
+        elif self.kind == "bce":
+            error = F.binary_cross_entropy_with_logits(pre_activation, batch.clean)
+        else:
+            error = F.mse_loss(self.activation.function(pre_activation), batch.clean)
+        return error if self.weight == 1.0 else self.weight * error
+
+    def value_and_gradient(self, pre_activation, batch):
+        clean = batch.clean
+        if batch.weights is not None:
+            return self._weighted_value_and_gradient(pre_activation, batch)
+        n_elements = pre_activation.numel()
+        if self.kind == "bce":
+            value = F.binary_cross_entropy_with_logits(pre_activation, clean)
+            gradient = torch.sigmoid(pre_activation).sub_(clean).div_(n_elements)
+        else:
+            output = self.activation.function(pre_activation)
+            difference = output - clean
+            flat = difference.view(-1)
+            value = torch.dot(flat, flat).div_(n_elements)
+            gradient = self.activation.gradient(difference.mul_(2.0 / n_elements), pre_activation, output)
+        return self._weighted(value, gradient)
+
+    def _weighted_value_and_gradient(self, pre_activation, batch):
+        clean = batch.clean
+        # Each row's share of the mean: its weight over the weights' sum, spread over its features.
+        share = (batch.weights / batch.weights.sum()).unsqueeze(1).div_(pre_activation.shape[1])
+        if self.kind == "bce":
+            value = (self.training_errors(pre_activation, clean) * share).sum()
+            gradient = torch.sigmoid(pre_activation).sub_(clean).mul_(share)
+        else:
+            output = self.activation.function(pre_activation)
+            difference = output - clean
+            value = (difference.square() * share).sum()
+            gradient = self.activation.gradient(difference.mul_(2.0 * share), pre_activation, output)
+        return self._weighted(value, gradient)
+
+    def _weighted(self, value, gradient):
+        if self.weight == 1.0:
+            return value, gradient
+        return self.weight * value, gradient.mul_(self.weight)
+
+    def training_errors(self, pre_activation, clean):
+        """The error that training minimises, per row and feature: squared error, or cross-entropy."""
+        if self.kind == "bce":
+            return F.binary_cross_entropy_with_logits(pre_activation, clean, reduction="none")
+        return (self.activation.function(pre_activation) - clean).square()
+
+    def feature_errors(self, pre_activation, clean):
+        """One error per row and feature: the squared error, or for ``"bce"`` the relative entropy.
+
+        The relative entropy is the cross-entropy less the target's own
+        entropy: zero for a perfect reconstruction, so that a grey pixel
+        reproduced exactly costs nothing (its cross-entropy does not
+        vanish). Training follows the same gradients either way.
+        """
+        if self.kind == "bce":
+            cross_entropy = F.binary_cross_entropy_with_logits(pre_activation, clean, reduction="none")
+            return cross_entropy - torch.special.entr(clean) - torch.special.entr(1.0 - clean)
+        return (self.activation.function(pre_activation) - clean).square()
+
+    def per_sample(self, pre_activation, clean):
+        """One error per row: the mean of its :meth:`feature_errors`."""
+        return self.feature_errors(pre_activation, clean).mean(dim=1)
+
+
+def weighted_mean(values, weights):
+    """The mean of ``values`` (one per row) weighted by ``weights``; the plain mean without weights."""
+    if weights is None:
+        return values.mean()
+    return torch.dot(values, weights) / weights.sum()
+
+
+# ------------------------------------------------------------- penalties
+
+
+class SparsityPenalty:
+    """Keeps the codes sparse: a penalty on each code a pass returns (before dropout), times a weight.
+
+    Units in (0, 1) get the KL divergence between ``target`` and each unit's
+    mean activation over the batch, averaged over units; other units the L1
+    penalty on their mean absolute activation.
+
+    Parameters
+    ----------
+    weight : float
+        The penalty's weight.
+    target : float
+        The mean activation the KL penalty pulls each unit toward.
+    code_activations : list of str
+        The activation of each code, which chooses its penalty.
+    """
+
+    hand_derived = True
+
+    def __init__(self, weight, target, code_activations):
+        self.weight = weight
+        self.target = target
+        self.penalties = [
+            _KL_SPARSITY if ACTIVATIONS[name].unit_interval else _L1_SPARSITY for name in code_activations
+        ]
+
+    def value(self, codes):
+        """The weighted sum of every code's penalty (differentiable)."""
+        penalty = sum(p.value(code.float(), self.target) for p, code in zip(self.penalties, codes, strict=True))
+        return self.weight * penalty
+
+    def gradient(self, index, code):
+        """The gradient of the weighted penalty with respect to code ``index`` (counted from 0)."""
+        return self.penalties[index].gradient(code, self.target).mul(self.weight)
+
+
+_PROBABILITY_EPS = 1e-6
+
+
+class _KLSparsity:
+    """KL divergence of each unit's mean activation from the target, averaged over units."""
+
+    @staticmethod
+    def value(code, target):
+        mean = code.mean(dim=0).clamp(_PROBABILITY_EPS, 1.0 - _PROBABILITY_EPS)
+        kl = target * torch.log(target / mean) + (1.0 - target) * torch.log((1.0 - target) / (1.0 - mean))
+        return kl.mean()
+
+    @staticmethod
+    def gradient(code, target):
+        n_rows, n_units = code.shape
+        mean = code.mean(dim=0)
+        inside = (mean >= _PROBABILITY_EPS) & (mean <= 1.0 - _PROBABILITY_EPS)
+        mean = mean.clamp(_PROBABILITY_EPS, 1.0 - _PROBABILITY_EPS)
+        per_unit = ((1.0 - target) / (1.0 - mean) - target / mean) * inside / (n_units * n_rows)
+        return per_unit.expand(n_rows, n_units)
+
+
+class _L1Sparsity:
+    """Mean absolute activation: the L1 activity penalty."""
+
+    @staticmethod
+    def value(code, target):
+        return code.abs().mean()
+
+    @staticmethod
+    def gradient(code, target):
+        return torch.sign(code).div_(code.numel())
+
+
+_KL_SPARSITY = _KLSparsity()
+_L1_SPARSITY = _L1Sparsity()
+
+
+# ------------------------------------------------------------ corruption
+
+
+def _gaussian_noise(clean, level, generator):
+    return clean + level * torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+
+
+def _masking_noise(clean, level, generator):
+    keep = torch.empty_like(clean).bernoulli_(1.0 - level, generator=generator)
+    return clean * keep
+
+
+# Vincent et al. (2010): additive isotropic Gaussian noise, and masking noise
+# that sets a random fraction of the inputs to zero.
+NOISES = {"gaussian": _gaussian_noise, "masking": _masking_noise}
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Corruption of a phase's input rows: ``NOISES[kind]`` at ``level``."""
+
+    kind: str
+    level: float
+
+    def __call__(self, clean, generator):
+        return NOISES[self.kind](clean, self.level, generator)
+
+
+# ------------------------------------------------------------- objective
+
+
+@dataclass
+class Objective:
+    """What a phase minimises on a batch, and what is done to the batch first.
+
+    Attributes
+    ----------
+    terms : tuple of Term
+        Summed, they are the phase's loss (its loss curve).
+    penalty : SparsityPenalty or None
+        Added to the loss for training, not reported in the loss curve.
+    noise : Noise or None
+        Corruption of the input rows before the pass.
+    perturbation : object or None
+        ``perturbation(inputs, batch, generator)``: moves the corrupted rows
+        further (virtual adversarial training); the moved rows carry no
+        gradient to the parameters.
+    dropout : float
+        Probability of zeroing each hidden unit in the pass.
+    """
+
+    terms: tuple
+    penalty: SparsityPenalty | None = None
+    noise: Noise | None = None
+    perturbation: object = None
+    dropout: float = 0.0
+
+    @property
+    def hand_derived(self):
+        """Whether every term and the penalty derive their gradients by hand."""
+        return all(term.hand_derived for term in self.terms) and (self.penalty is None or self.penalty.hand_derived)
+
+    @property
+    def not_hand_derived(self):
+        """The names of the terms that derive no gradient by hand (autograd must train them)."""
+        parts = [*self.terms, *([self.penalty] if self.penalty is not None else [])]
+        return [type(part).__name__ for part in parts if not part.hand_derived]
+
+    @property
+    def draws_random_numbers(self):
+        return self.noise is not None or self.dropout > 0 or self.perturbation is not None
+
+    def corrupt(self, batch, generator):
+        """The rows the network trains on: the clean rows with the noise, then the perturbation, if any."""
+        inputs = batch.clean if self.noise is None else self.noise(batch.clean, generator)
+        if self.perturbation is not None:
+            inputs = self.perturbation(inputs, batch, generator)
+        return inputs
+
+    def loss(self, outputs, batch):
+        """The sum of the terms (differentiable), from the pass's outputs by name."""
+        total = None
+        for term in self.terms:
+            value = term.value(outputs[term.output], batch)
+            total = value if total is None else total + value
+        return total
+
+    def loss_and_gradients(self, outputs, batch):
+        """The loss and its gradient with respect to each output, by hand (every term must be hand-derived)."""
+        total = None
+        gradients = {}
+        for term in self.terms:
+            value, gradient = term.value_and_gradient(outputs[term.output], batch)
+            total = value if total is None else total + value
+            if term.output in gradients:
+                gradients[term.output].add_(gradient)
+            else:
+                gradients[term.output] = gradient
+        return total, gradients

@@ -1,0 +1,292 @@
+"""StackedAutoencoderRegressor: pretrain a stacked autoencoder on every row, then fine-tune it on the targets."""
+
+import numpy as np
+from sklearn.base import RegressorMixin, _fit_context
+from sklearn.utils import check_array
+
+from ._engine import Targets
+from ._supervised import (
+    _SHARED_ATTRIBUTES_DOC,
+    _SHARED_PARAMETERS_DOC,
+    _SUPERVISED_CONSTRAINTS,
+    _SupervisedStackedAutoencoder,
+)
+from ._tasks import REGRESSION
+
+
+class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder):
+    __doc__ = (
+        """Regressor that pretrains a stacked autoencoder on every row, then fine-tunes it on the targets.
+
+    Greedy layer-wise pretraining (on cached codes, as in
+    :class:`StackedAutoencoder`) learns the encoder from all the rows given to
+    :meth:`fit`; a linear head on the last encoder layer is then trained with
+    the encoder, end to end, on the rows that have a target (squared error,
+    one or several outputs). With ``unlabeled_label=np.nan``, rows whose
+    targets are NaN take part in the unsupervised stages only.
+
+    The targets are standardised for training (each output to zero mean and
+    unit variance over the labeled rows) and predictions are mapped back, so
+    that targets of any scale train alike; ``loss_curve_`` is in
+    standardised units. ``pretrain_epochs=0`` gives a plain multilayer
+    perceptron of the same shape.
+
+    Read more in the :ref:`User Guide <supervised>`.
+
+    Parameters
+    ----------"""
+        + _SHARED_PARAMETERS_DOC.replace("{score}", "R²")
+        .replace("{mlp}", "MLPRegressor")
+        .replace(
+            "{unlabeled_doc}",
+            """np.nan or None, default=None
+        ``np.nan``: a row whose targets are all NaN is unlabeled. None: every
+        row must have finite targets.""",
+        )
+        + """
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of targets of each row.
+"""
+        + _SHARED_ATTRIBUTES_DOC.replace("{score}", "R²")
+        + """
+    See Also
+    --------
+    StackedAutoencoder : The unsupervised transformer.
+    sklearn.neural_network.MLPRegressor : The same network without pretraining.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sk_stackae import StackedAutoencoderRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)
+    >>> regressor = StackedAutoencoderRegressor(
+    ...     (32, 8), pretrain_epochs=5, finetune_epochs=50, device="cpu", random_state=0).fit(X, y)
+    >>> regressor.predict(X[:3]).shape
+    (3,)
+    >>> float(regressor.score(X, y)) > 0.4
+    True
+    """
+    )
+
+    _parameter_constraints: dict = {
+        **_SUPERVISED_CONSTRAINTS,
+        "unlabeled_label": [None, "nan"],
+    }
+    _task = REGRESSION
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(256, 64),
+        *,
+        activation="relu",
+        code_activation=None,
+        output_activation="identity",
+        loss="mse",
+        tied_weights=False,
+        pretrain_epochs=10,
+        unsupervised_finetune_epochs=0,
+        head_warmup_epochs=0,
+        finetune_epochs=50,
+        average_from_epoch=None,
+        reconstruction_weight=0.0,
+        consistency_weight=0.0,
+        adversarial_epsilon=0.0,
+        batch_size=256,
+        learning_rate="constant",
+        learning_rate_init=1e-3,
+        power_t=0.5,
+        optimizer="adam",
+        momentum=0.9,
+        alpha=0.0,
+        noise="masking",
+        noise_level=0.25,
+        dropout=0.0,
+        sparsity=0.0,
+        sparsity_target=0.05,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        precision="float32",
+        device="auto",
+        distributed=False,
+        unlabeled_label=None,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.code_activation = code_activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.tied_weights = tied_weights
+        self.pretrain_epochs = pretrain_epochs
+        self.unsupervised_finetune_epochs = unsupervised_finetune_epochs
+        self.head_warmup_epochs = head_warmup_epochs
+        self.finetune_epochs = finetune_epochs
+        self.average_from_epoch = average_from_epoch
+        self.reconstruction_weight = reconstruction_weight
+        self.consistency_weight = consistency_weight
+        self.adversarial_epsilon = adversarial_epsilon
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.alpha = alpha
+        self.noise = noise
+        self.noise_level = noise_level
+        self.dropout = dropout
+        self.sparsity = sparsity
+        self.sparsity_target = sparsity_target
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.precision = precision
+        self.device = device
+        self.distributed = distributed
+        self.unlabeled_label = unlabeled_label
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Pretrain on every row of ``X``, then fine-tune on the rows that have targets.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data, labeled and unlabeled rows alike.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets; with ``unlabeled_label=np.nan``, all-NaN rows are
+            unlabeled.
+
+        Returns
+        -------
+        self : object
+            The fitted regressor.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """One epoch of the supervised fine-tune on ``X``, as :class:`~sklearn.neural_network.MLPRegressor` does.
+
+        The first call initialises the network without pretraining and takes
+        the targets' mean and scale from this batch.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A batch of training data.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Its targets.
+
+        Returns
+        -------
+        self : object
+            The updated regressor.
+        """
+        return self._fit(X, y, incremental=True)
+
+    def _n_outputs(self, fitted):
+        return fitted.get("n_outputs_", getattr(self, "n_outputs_", None))
+
+    def _validate_targets(self, X, y, *, continuing, incremental, classes=None, fitted):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        y = _check_regression_targets(y, X.shape[0], allow_nan=self.unlabeled_label is not None)
+        y2 = y.reshape(len(y), -1)
+        missing = np.isnan(y2)
+        partly = missing.any(axis=1) & ~missing.all(axis=1)
+        if partly.any():
+            raise ValueError(
+                f"Row {int(np.flatnonzero(partly)[0])} of y has NaN in some outputs only: a row is unlabeled when "
+                "all its targets are NaN, and labeled when none is."
+            )
+        labeled = ~missing.all(axis=1)
+        if not labeled.any():
+            raise ValueError(
+                "Every row of y is NaN (unlabeled): there is nothing to fine-tune on. Give some rows targets, or use "
+                "StackedAutoencoder to learn from unlabeled rows alone."
+            )
+        if not (continuing or (incremental and hasattr(self, "n_outputs_"))):
+            scale = y2[labeled].std(axis=0)
+            fitted.update(
+                n_outputs_=y2.shape[1],
+                _y_ndim=y.ndim,
+                _target_mean=y2[labeled].mean(axis=0),
+                _target_scale=np.where(scale > 0, scale, 1.0),
+            )
+        elif y2.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y2.shape[1]} outputs, but the fitted regressor predicts {self.n_outputs_}.")
+        scaling = fitted if "_target_mean" in fitted else self.__dict__
+        values = ((y2 - scaling["_target_mean"]) / scaling["_target_scale"]).astype(np.float32)
+        return Targets(values=values, task=REGRESSION)
+
+    def predict(self, X):
+        """The predicted targets.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to predict for.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predictions, in the targets' units and ``X``'s float dtype;
+            one-dimensional when ``y`` was.
+        """
+        X = self._validate_inference_input(X)
+        predictions = self._scores(X) * self._target_scale.astype(X.dtype) + self._target_mean.astype(X.dtype)
+        return predictions.ravel() if self._y_ndim == 1 else predictions
+
+    def score(self, X, y, sample_weight=None):
+        """The coefficient of determination R² of :meth:`predict` on ``X`` against ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test rows.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Their true targets.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows.
+
+        Returns
+        -------
+        score : float
+            R², averaged uniformly over the outputs: 1 for perfect
+            predictions, 0 for always predicting the mean.
+        """
+        return super().score(X, y, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+def _check_regression_targets(y, n_samples, allow_nan):
+    """``y`` as a float64 array of one or several outputs, checked as scikit-learn checks targets."""
+    y = check_array(
+        y, ensure_2d=False, dtype=np.float64, ensure_all_finite="allow-nan" if allow_nan else True, input_name="y"
+    )
+    if len(y) != n_samples:
+        raise ValueError(f"X has {n_samples} rows but y has {len(y)}.")
+    if y.ndim == 2 and y.shape[1] == 0:
+        raise ValueError("y has no outputs (shape (n_samples, 0)).")
+    return y
