@@ -85,7 +85,7 @@ for name, values in accuracy.items():
 # fifty labels it lifts the pretrained classifier by about five points (the
 # unlabeled rows learn the class of the labeled rows they resemble under the
 # noise). From a hundred labels on it adds nothing here, and on MNIST with
-# 1000 labels it made things worse (``benchmarks/RESULTS.md``): it trains
+# 1000 labels it made things worse (:ref:`bench_supervised_levers`): it trains
 # the network toward its own predictions, mistakes included.
 #
 # Virtual adversarial training aims the same term at the step that changes
@@ -95,7 +95,7 @@ for name, values in accuracy.items():
 # three hundred, where a step of a tenth of a digit's norm is too long for
 # what the labels already taught. On MNIST, with 1000 labels among 60,000
 # rows, it took the pretrained classifier from 5.3 % of test errors to about
-# 2 % (``benchmarks/RESULTS.md``): the more unlabeled rows there are to
+# 2 % (:ref:`bench_supervised`): the more unlabeled rows there are to
 # smooth the prediction around, the more it pays.
 
 fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
