@@ -114,7 +114,7 @@ def machine_description():
 
 
 def print_table(headers, rows):
-    """A GitHub-flavoured markdown table, so results paste into RESULTS.md as they are."""
+    """A GitHub-flavoured markdown table (``docs/benchmarks.rst`` gives the current figures as reST tables)."""
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")

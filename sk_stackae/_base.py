@@ -16,7 +16,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
+from sklearn.utils.validation import FLOAT_DTYPES, _check_sample_weight, check_is_fitted, validate_data
 
 from . import __version__
 from ._accel.switches import acceleration_from_environment
@@ -80,7 +80,7 @@ class BaseStackedAutoencoder(BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "precision": [StrOptions({"float32", "tf32", "bfloat16"})],
+        "precision": [StrOptions({"float32", "float64", "tf32", "bfloat16"})],
         "device": [str, torch.device],
         "distributed": ["boolean"],
         "random_state": ["random_state"],
@@ -92,7 +92,7 @@ class BaseStackedAutoencoder(BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def _fit(self, X, y=None, *, incremental, classes=None):
+    def _fit(self, X, y=None, *, incremental, classes=None, sample_weight=None):
         """The one fit path: ``fit`` (fresh or warm-started) and ``partial_fit``.
 
         It validates everything, plans the stages, calls the engine once and
@@ -106,9 +106,17 @@ class BaseStackedAutoencoder(BaseEstimator):
             # What validation learns of the data (a scaling, the classes) is
             # stored with the rest of the fit, once it has succeeded.
             fitted = {}
-            X, hidden_layer_sizes = self._validate_training_input(X, reset=not continuing, fitted=fitted)
+            X, hidden_layer_sizes, weights = self._validate_training_input(
+                X, reset=not continuing, fitted=fitted, sample_weight=sample_weight
+            )
             targets = self._validate_targets(
-                X, y, continuing=continuing, incremental=incremental, classes=classes, fitted=fitted
+                X,
+                y,
+                continuing=continuing,
+                incremental=incremental,
+                classes=classes,
+                fitted=fitted,
+                sample_weight=weights,
             )
             architecture = self._architecture(X.shape[1], hidden_layer_sizes, fitted)
             if continuing:
@@ -138,8 +146,11 @@ class BaseStackedAutoencoder(BaseEstimator):
                 previous=previous,
                 listeners=[*make_progress(self.verbose), *attached_listeners()],
                 targets=targets,
+                weights=weights,
             )
-            self._store_fit(result, device, generator, fitted, X, continuing=continuing, incremental=incremental)
+            self._store_fit(
+                result, device, generator, fitted, X, weights, continuing=continuing, incremental=incremental
+            )
         if result.interrupted_in is not None:
             warn_at_caller(
                 f"Training interrupted by user during {result.interrupted_in}; the estimator keeps the network "
@@ -150,7 +161,7 @@ class BaseStackedAutoencoder(BaseEstimator):
             self._warn_if_not_converged(result)
         return self
 
-    def _validate_targets(self, X, y, *, continuing, incremental, classes=None, fitted):
+    def _validate_targets(self, X, y, *, continuing, incremental, classes=None, fitted, sample_weight=None):
         """The engine's :class:`~sk_stackae._engine.Targets` for ``y``; None for an estimator that ignores it.
 
         What a fresh fit learns of ``y`` (``classes_``...) goes into
@@ -162,11 +173,12 @@ class BaseStackedAutoencoder(BaseEstimator):
         """Width of the prediction head (from ``fitted``, else the fitted estimator); None without one."""
         return None
 
-    def _store_fit(self, result, device, generator, fitted, X, *, continuing, incremental):
+    def _store_fit(self, result, device, generator, fitted, X, weights, *, continuing, incremental):
         """Store the fitted attributes: the one place they are set, once the fit has succeeded.
 
         ``fitted`` holds what validation learnt of the data; ``X`` (the
-        validated training rows) is what :meth:`_calibration` reads.
+        validated training rows) and their ``weights`` are what
+        :meth:`_calibration` reads.
         """
         self.__dict__.update(fitted)
         n_layers = result.network.n_layers
@@ -197,12 +209,12 @@ class BaseStackedAutoencoder(BaseEstimator):
             # A fit starts the optimiser afresh; only partial_fit carries it on.
             self.__dict__.pop("_optimizer", None)
             self.__dict__.pop("_generator", None)
-        self.__dict__.update(self._calibration(X))
+        self.__dict__.update(self._calibration(X, weights))
 
     def _store_stage_results(self, result, *, continuing, incremental):
         """Attributes of an estimator's own stages, beyond those every estimator has."""
 
-    def _calibration(self, X):
+    def _calibration(self, X, weights):
         """What the trained network's outputs mean on the validated training rows (a threshold, say).
 
         Returns a dict of fitted attributes; called once the network is
@@ -215,12 +227,17 @@ class BaseStackedAutoencoder(BaseEstimator):
         """Whether this call validates: fit with early_stopping, never partial_fit (no held-out set)."""
         return bool(self.early_stopping) and not incremental
 
-    def _validate_training_input(self, X, reset, fitted):
-        """Check the hyperparameters and the data before any training."""
+    def _validate_training_input(self, X, reset, fitted, sample_weight=None):
+        """Check the hyperparameters, the data and the sample weights before any training.
+
+        Returns the validated rows, the hidden layer sizes (None where they
+        follow from the data) and the weights (float64, or None for rows
+        weighed alike).
+        """
         hidden_layer_sizes = self._check_hyperparameters()
         X = _as_float_input(validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=reset))
         self._check_value_range(X)
-        return X, hidden_layer_sizes
+        return X, hidden_layer_sizes, _checked_sample_weight(sample_weight, X)
 
     def _learning_rate(self):
         """The initial learning rate and the schedule: ``learning_rate_init`` and ``learning_rate``.
@@ -297,8 +314,8 @@ class BaseStackedAutoencoder(BaseEstimator):
         if self.precision == "bfloat16" and device.type == "cpu" and cpu_has_bfloat16_units() is False:
             warn_at_caller(
                 "precision='bfloat16' on a CPU without bfloat16 units (AVX512-BF16 or AMX): torch emulates "
-                "the bfloat16 products, which makes training several times slower than float32 (2x to 10x "
-                "measured) with no gain. Use precision='float32' on this machine.",
+                "the bfloat16 products, which makes training slower than float32 with no gain. "
+                "Use precision='float32' on this machine.",
                 UserWarning,
             )
 
@@ -396,9 +413,10 @@ class BaseStackedAutoencoder(BaseEstimator):
         other samples share its batch by float64 rounding only (float32
         matrix products round differently for different batch sizes).
         """
-        if dtype == np.float32:
+        wanted = torch.float64 if dtype == np.float64 else torch.float32
+        if next(self.network_.parameters()).dtype == wanted:
             return self.network_
-        twin = build_network(self.network_.config).to(self.device_, torch.float64)
+        twin = build_network(self.network_.config).to(self.device_, wanted)
         twin.load_state_dict(self.network_.state_dict())
         return twin
 
@@ -450,8 +468,10 @@ class BaseStackedAutoencoder(BaseEstimator):
         saved_optimizer = state.get("_optimizer")
         if saved_network is not None:
             device = device_for_loading(state["device_"])
-            network = build_network(saved_network["config"])
-            network.load_state_dict(tree_to_torch(saved_network["state_dict"]))
+            state_dict = tree_to_torch(saved_network["state_dict"])
+            # A network trained with precision="float64" comes back in float64.
+            network = build_network(saved_network["config"]).to(next(iter(state_dict.values())).dtype)
+            network.load_state_dict(state_dict)
             state["network_"] = network.to(device)
             state["device_"] = device
         if "_generator" in state:
@@ -479,6 +499,13 @@ def _unchanged_on_failure(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
         raise
+
+
+def _checked_sample_weight(sample_weight, X):
+    """``sample_weight`` as non-negative float64 weights of ``X``'s rows (not all 0), or None."""
+    if sample_weight is None:
+        return None
+    return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
 
 
 def _check_validation_split(validation_fraction, n_samples):

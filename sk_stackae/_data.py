@@ -97,23 +97,24 @@ class HostRows(Rows):
     def take(self, indices):
         if not self._staged:
             return self.tensor.index_select(0, indices).to(self.device)
-        staged = torch.empty((len(indices), self.n_columns), pin_memory=True)
+        staged = torch.empty((len(indices), self.n_columns), dtype=self.tensor.dtype, pin_memory=True)
         torch.index_select(self.tensor, 0, indices, out=staged)
         return staged.to(self.device, non_blocking=True)
 
 
 class ArrayRows(Rows):
-    """Rows of a memory-mapped array, read and converted to float32 one batch at a time.
+    """Rows of a memory-mapped array, read and converted to the training dtype one batch at a time.
 
     A float64 file larger than memory is never converted whole: each batch
     reads its rows (in file order, which the disk prefers) and converts
     them.
     """
 
-    def __init__(self, array, device):
+    def __init__(self, array, device, dtype=np.float32):
         self.array = array
         self.n_rows, self.n_columns = array.shape
         self.device = device
+        self.dtype = dtype
         self.index_device = torch.device("cpu")
 
     def take(self, indices):
@@ -122,43 +123,44 @@ class ArrayRows(Rows):
         # in memory give, row for row, and so is the fit.
         wanted = indices.numpy()
         order = np.argsort(wanted, kind="stable")
-        batch = np.empty((len(wanted), self.n_columns), dtype=np.float32)
+        batch = np.empty((len(wanted), self.n_columns), dtype=self.dtype)
         batch[order] = self.array[wanted[order]]
-        return as_tensor(batch).to(self.device)
+        return as_tensor(batch, self.dtype).to(self.device)
 
     def slices(self, batch_size):
         for start in range(0, self.n_rows, batch_size):
-            yield as_tensor(self.array[start : start + batch_size]).to(self.device)
+            yield as_tensor(self.array[start : start + batch_size], self.dtype).to(self.device)
 
 
 class SparseRows(Rows):
     """Rows of a CSR matrix, densified one batch at a time, never whole."""
 
-    def __init__(self, matrix, device):
+    def __init__(self, matrix, device, dtype=np.float32):
         self.matrix = matrix
         self.n_rows, self.n_columns = matrix.shape
         self.device = device
+        self.dtype = dtype
         self.index_device = torch.device("cpu")
 
     def take(self, indices):
         dense = self.matrix[indices.numpy()].toarray()
-        return as_tensor(dense).to(self.device)
+        return as_tensor(dense, self.dtype).to(self.device)
 
 
-def training_rows(X, device):
-    """Serve validated training data ``X`` to ``device``.
+def training_rows(X, device, dtype=np.float32):
+    """Serve validated training data ``X`` to ``device``, in the training ``dtype`` (float32 or float64).
 
     ``X`` (float32 or float64 ndarray, or a CSR matrix) is converted to
-    float32 once; dense rows go to the device when they fit there, else they
-    stay in host memory. Float32 arrays, memory-mapped ones included, are
-    shared, not copied; other memory-mapped arrays are converted a batch at
-    a time, never whole.
+    ``dtype`` once; dense rows go to the device when they fit there, else
+    they stay in host memory. Arrays already in ``dtype``, memory-mapped ones
+    included, are shared, not copied; other memory-mapped arrays are
+    converted a batch at a time, never whole.
     """
     if sp.issparse(X):
-        return SparseRows(X, device)
-    if X.dtype != np.float32 and is_memory_mapped(X):
-        return ArrayRows(X, device)
-    tensor = as_tensor(X)
+        return SparseRows(X, device, dtype)
+    if X.dtype != dtype and is_memory_mapped(X):
+        return ArrayRows(X, device, dtype)
+    tensor = as_tensor(X, dtype)
     return place_rows(tensor, device)
 
 
@@ -181,33 +183,43 @@ def place_rows(tensor, device):
     return HostRows(tensor, device)
 
 
-def _allocate_cache(n_rows, width, device, on_host):
+def _allocate_cache(n_rows, width, device, on_host, dtype=torch.float32):
     """Storage for a code cache: on ``device``, or in host memory, pinned when the device is a GPU."""
     if on_host:
         # Pinned, so that the GPU writes to it and reads from it asynchronously.
-        return torch.empty(n_rows, width, pin_memory=device.type == "cuda")
-    return torch.empty(n_rows, width, device=device)
+        return torch.empty(n_rows, width, dtype=dtype, pin_memory=device.type == "cuda")
+    return torch.empty(n_rows, width, dtype=dtype, device=device)
 
 
 @torch.no_grad()
-def column_means(rows, indices=None, replicas=None):
+def column_means(rows, indices=None, replicas=None, weights=None, dtype=torch.float32):
     """Mean of every column over the rows at ``indices`` (all rows by default), on the device.
 
     Sums an inference batch at a time, so sparse rows are never densified
     whole, and adds the batch sums in float64, so the mean of many float32
     rows keeps its precision. With ``replicas`` of a process group, the mean
-    is over the rows of every process.
+    is over the rows of every process; with ``weights`` (a :class:`Rows` of
+    one weight per row), each row counts as its weight. The means come back
+    in ``dtype``.
     """
     replicas = replicas or SingleProcess()
     batch_size = inference_batch_size((rows.n_columns,), 1)
     if indices is None:
         indices = torch.arange(rows.n_rows, device=rows.index_device)
     total = torch.zeros(rows.n_columns + 1, dtype=torch.float64, device=rows.device)
-    total[-1] = len(indices)
+    if weights is None:
+        total[-1] = len(indices)
     for start in range(0, len(indices), batch_size):
-        total[:-1] += rows.take(indices[start : start + batch_size]).sum(dim=0).double()
+        batch_indices = indices[start : start + batch_size]
+        batch = rows.take(batch_indices)
+        if weights is None:
+            total[:-1] += batch.sum(dim=0).double()
+        else:
+            batch_weights = weights.take(batch_indices.to(weights.index_device)).double()
+            total[:-1] += batch_weights @ batch.double()
+            total[-1] += batch_weights.sum()
     total = replicas.sum(total)
-    return (total[:-1] / total[-1]).float()
+    return (total[:-1] / total[-1]).to(dtype)
 
 
 def inference_batch_size(widths, batch_size):
@@ -216,7 +228,7 @@ def inference_batch_size(widths, batch_size):
 
 
 @torch.no_grad()
-def cache_codes(encode, rows, width, batch_size, *, reuse_storage=False):
+def cache_codes(encode, rows, width, batch_size, *, reuse_storage=False, dtype=torch.float32):
     """Run a frozen ``encode`` once over every row and keep the result.
 
     Parameters
@@ -233,6 +245,8 @@ def cache_codes(encode, rows, width, batch_size, *, reuse_storage=False):
         Whether ``rows`` is an earlier cache that may be overwritten. Codes
         no wider than their input are then written over it, so the greedy
         stage never holds more than its widest cache besides the data.
+    dtype : torch.dtype, default=torch.float32
+        The dtype of the codes (the training dtype).
 
     Returns
     -------
@@ -241,20 +255,21 @@ def cache_codes(encode, rows, width, batch_size, *, reuse_storage=False):
         memory.
     """
     device = rows.device
-    if reuse_storage and width <= rows.n_columns and isinstance(rows, TensorRows | HostRows):
+    reusable = isinstance(rows, TensorRows | HostRows) and rows.tensor.dtype == dtype
+    if reuse_storage and width <= rows.n_columns and reusable:
         # Batch i's codes land at or before the rows batch i has just read,
         # never on rows a later batch has still to read.
         cache = rows.tensor.view(-1)[: rows.n_rows * width].view(rows.n_rows, width)
         on_device = isinstance(rows, TensorRows)
     else:
-        on_device = fits_on_device(rows.n_rows * width * 4, device)
+        on_device = fits_on_device(rows.n_rows * width * dtype.itemsize, device)
         try:
-            cache = _allocate_cache(rows.n_rows, width, device, on_host=not on_device)
+            cache = _allocate_cache(rows.n_rows, width, device, on_host=not on_device, dtype=dtype)
         except torch.OutOfMemoryError:
             if not on_device:
                 raise
             # The device was fuller than it said: keep the cache on the host.
-            cache = _allocate_cache(rows.n_rows, width, device, on_host=True)
+            cache = _allocate_cache(rows.n_rows, width, device, on_host=True, dtype=dtype)
             on_device = False
     start = 0
     for batch in rows.slices(batch_size):

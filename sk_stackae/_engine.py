@@ -33,7 +33,7 @@ import torch
 from ._data import TensorRows, cache_codes, column_means, inference_batch_size, training_rows
 from ._distributed import SingleProcess
 from ._listeners import Listeners
-from ._loop import Phase, train_phase
+from ._loop import Phase, train_phase, weighted_batch_rows
 from ._losses import Noise, Objective, ReconstructionError, SparsityPenalty
 from ._network import build_network
 from ._optim import continue_optimizer
@@ -87,6 +87,7 @@ class GreedyPretraining:
                 objective=fit.objective([error], [network.encoder_activation_names[k]]),
                 metric=ReconstructionScore(error),
                 rows=layer_rows,
+                weights=fit.weights,
                 epochs=self.epochs,
                 **fit.split_on(layer_rows),
             )
@@ -125,6 +126,7 @@ class Finetune:
             objective=fit.objective([error], network.encoder_activation_names),
             metric=ReconstructionScore(error),
             rows=fit.rows,
+            weights=fit.weights,
             epochs=self.epochs,
             **fit.split_on(fit.rows),
         )
@@ -139,9 +141,6 @@ class SupervisedFinetune:
     ----------
     epochs : int
         Epochs (the most, with early stopping).
-    task : Task
-        What the head predicts (:mod:`sk_stackae._tasks`): its error, its
-        semi-supervised terms, its metric.
     head_only : bool, default=False
         Train the head alone, the encoder frozen (a warm-up that lets the
         head fit the pretrained codes before they move).
@@ -175,7 +174,6 @@ class SupervisedFinetune:
     """
 
     epochs: int
-    task: object
     head_only: bool = False
     reconstruction_weight: float = 0.0
     pseudo_label_weight: float = 0.0
@@ -203,8 +201,9 @@ class SupervisedFinetune:
         consistency = self.consistency_weight > 0 and not self.head_only
         if reconstruction or pseudo_labels or consistency:
             train = fit.with_unlabeled_rows(train)
-        task = self.task
-        terms = [task.head_error()]
+        # What the head predicts (its error, semi-supervised terms, metric) comes with the targets.
+        task = fit.target_values.task
+        terms = [task.head_error(fit.class_weights)]
         if pseudo_labels:
             terms.append(task.pseudo_labels(self.pseudo_label_weight))
         perturbation = None
@@ -224,6 +223,7 @@ class SupervisedFinetune:
             metric=task.metric(),
             rows=fit.rows,
             targets=fit.targets,
+            weights=fit.weights,
             epochs=self.epochs,
             train_indices=train,
             validation_indices=validation,
@@ -266,14 +266,19 @@ class Targets:
     ----------
     values : ndarray
         The task's target values (for classes: int64 indices, ``-1`` for an
-        unlabeled row; for regression: float32 values of shape (n_samples,
-        n_outputs), NaN for an unlabeled row).
+        unlabeled row; for regression and multilabel targets: float values
+        of shape (n_samples, n_outputs), NaN for an unlabeled row, cast to
+        the training dtype).
     task : Task
         What the values are (:mod:`sk_stackae._tasks`).
+    class_weights : ndarray of shape (n_classes,) or None
+        A weight per class that multiplies its rows' in the head's error
+        (``class_weight``); None weighs the classes alike.
     """
 
     values: np.ndarray
     task: object
+    class_weights: np.ndarray | None = None
 
     @property
     def labeled(self):
@@ -371,7 +376,7 @@ def out_of_memory_explained(device, doing, size, advice):
 # ------------------------------------------------------------------- fit
 
 
-def fit_network(X, plan, options, device, generator, *, previous=None, listeners=(), targets=None):
+def fit_network(X, plan, options, device, generator, *, previous=None, listeners=(), targets=None, weights=None):
     """Train a network as ``plan`` says, on the rows of ``X``.
 
     Parameters
@@ -395,13 +400,17 @@ def fit_network(X, plan, options, device, generator, *, previous=None, listeners
     targets : Targets, optional
         What supervised stages predict; every row, labeled or not, takes
         part in the unsupervised stages.
+    weights : ndarray of shape (n_samples,), optional
+        A non-negative weight per row (``sample_weight``), which every
+        objective term, validation score, mean and head start weighs the
+        rows by; None weighs them alike.
 
     Returns
     -------
     FitResult
     """
     fit = _Fit(plan, options, device, generator, Listeners(listeners))
-    fit.start(X, previous, targets)
+    fit.start(X, previous, targets, weights)
     for stage in plan.stages:
         stage.run(fit)
         if fit.result.interrupted_in is not None:
@@ -423,6 +432,9 @@ class _Fit:
         self.rows = None
         self.targets = None
         self.target_values = None
+        self.weights = None
+        self.weight_values = None
+        self.class_weights = None
         self.split = None
         self.optimizer = None
         self.result = None
@@ -430,23 +442,31 @@ class _Fit:
 
     # -------------------------------------------------------- setting up
 
-    def start(self, X, previous, targets=None):
+    def start(self, X, previous, targets=None, weights=None):
         if previous is None:
             network = build_network(self.plan.architecture)
             # Initialised on the CPU from our own generator, then moved: the
             # same seed gives the same starting weights on every device.
             network.reset_parameters(self.generator)
-            network, optimizer = network.to(self.device), None
+            network, optimizer = network.to(self.device, self.options.dtype), None
         else:
             network, optimizer = self._continued(previous)
         self.replicas.broadcast_parameters(network.parameters())
         self.network = network
         self.optimizer = optimizer
         self.result = FitResult(network=network)
-        self.rows = training_rows(X, self.device)
+        dtype = self.options.dtype
+        self.rows = training_rows(X, self.device, np.float64 if dtype == torch.float64 else np.float32)
+        if weights is not None:
+            self.weight_values = np.asarray(weights, dtype=np.float64)
+            self.weights = TensorRows(torch.from_numpy(self.weight_values).to(self.device, dtype))
         if targets is not None:
             self.target_values = targets
-            self.targets = TensorRows(torch.from_numpy(targets.values).to(self.device))
+            values = torch.from_numpy(targets.values)
+            # Class indices stay integers; real targets follow the training dtype.
+            self.targets = TensorRows(values.to(self.device, dtype if values.is_floating_point() else values.dtype))
+            if targets.class_weights is not None:
+                self.class_weights = torch.as_tensor(targets.class_weights, dtype=dtype, device=self.device)
             # A continued network keeps its head as it is.
             self.head_started = previous is not None
         if self.options.early_stopping:
@@ -463,8 +483,10 @@ class _Fit:
         optimizer = previous.optimizer if self.plan.incremental else None
         if optimizer is not None and next(previous.network.parameters()).device != self.device:
             optimizer = None  # its state lives on the old device; start afresh on the new one
+        if optimizer is not None and next(previous.network.parameters()).dtype != self.options.dtype:
+            optimizer = None  # its state holds the old precision; start afresh in the new one
         network, optimizer = copy.deepcopy((previous.network, optimizer))
-        return network.to(self.device), optimizer
+        return network.to(self.device, self.options.dtype), optimizer
 
     def _validation_split(self, n_rows):
         """Indices of the training and the held-out rows, for early stopping."""
@@ -522,9 +544,11 @@ class _Fit:
             return
         self.head_started = True
         train, _ = self.labeled_split()
-        values = self.target_values.values[train.cpu().numpy()]
-        start = self.target_values.task.head_start(values, self.network.head.bias.shape[0])
-        self.network.start_head_at(torch.as_tensor(start, dtype=torch.float32))
+        train = train.cpu().numpy()
+        values = self.target_values.values[train]
+        weights = None if self.weight_values is None else self.weight_values[train].astype(np.float64)
+        start = self.target_values.task.head_start(values, self.network.head.bias.shape[0], weights)
+        self.network.start_head_at(torch.as_tensor(start, dtype=self.options.dtype))
         # Replicas see different labeled rows: they all start from rank 0's head.
         self.replicas.broadcast_parameters(self.network.head.parameters())
 
@@ -542,7 +566,8 @@ class _Fit:
     def start_reconstruction_at_mean(self, k, rows):
         """Start layer pair ``k``'s reconstruction at the mean of its training rows (on every replica)."""
         train_indices = None if self.split is None else self.split[0].to(rows.index_device)
-        self.network.start_reconstruction_at(k, column_means(rows, train_indices, self.replicas))
+        means = column_means(rows, train_indices, self.replicas, self.weights, self.options.dtype)
+        self.network.start_reconstruction_at(k, means)
 
     # --------------------------------------------------------- steps
 
@@ -551,7 +576,9 @@ class _Fit:
         optimizer = None
         if self.plan.incremental:
             batch_size = min(self.options.batch_size, phase.rows.n_rows)
-            optimizer = continue_optimizer(self.optimizer, self.options, phase.parameters, batch_size)
+            optimizer = continue_optimizer(
+                self.optimizer, self.options, phase.parameters, weighted_batch_rows(phase, batch_size)
+            )
             self.optimizer = self.result.optimizer = optimizer
         widest = max(phase.rows.n_columns, *(p.shape[0] for p in phase.parameters if p.ndim > 1))
         with out_of_memory_explained(
@@ -580,7 +607,8 @@ class _Fit:
             with out_of_memory_explained(
                 self.device,
                 doing,
-                f"a cache of {rows.n_rows} x {width} float32 values ({rows.n_rows * width * 4 / 2**30:.2f} GiB)",
+                f"a cache of {rows.n_rows} x {width} {str(self.options.dtype).removeprefix('torch.')} values "
+                f"({rows.n_rows * width * self.options.dtype.itemsize / 2**30:.2f} GiB)",
                 "use fewer samples or a narrower layer, or pretrain_epochs=0 to skip the caches",
             ):
                 cache = cache_codes(
@@ -590,6 +618,7 @@ class _Fit:
                     inference_batch_size(self.network.widths[layer - 1 : layer + 1], self.options.batch_size),
                     # The previous cache is ours to overwrite; X is not.
                     reuse_storage=rows is not self.rows,
+                    dtype=self.options.dtype,
                 )
         except KeyboardInterrupt:
             self.result.interrupted_in = doing

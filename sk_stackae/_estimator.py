@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_array
-from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted
+from sklearn.utils.validation import FLOAT_DTYPES, _check_sample_weight, check_is_fitted
 
 from ._base import BaseStackedAutoencoder, _as_float_input
 from ._engine import Finetune, GreedyPretraining
@@ -81,9 +81,8 @@ class StackedAutoencoder(
     there is one; outputs keep the input's float dtype (float16 input gives
     float32). float64 input is encoded in float64, so that a row's code
     depends on the rest of its batch by float64 rounding only; that is
-    slower than float32 (3x for 200,000 x 64 rows into a 256-16 encoder on
-    two CPU cores, see the User Guide): pass float32 when its precision is
-    enough.
+    slower than float32 (see :ref:`User Guide <input_data>`): pass float32
+    when its precision is enough.
 
     Parameters
     ----------
@@ -224,17 +223,23 @@ class StackedAutoencoder(
         The smallest improvement of the validation score that counts, with
         early stopping.
 
-    precision : {"float32", "tf32", "bfloat16"}, default="float32"
-        Arithmetic of the matrix products during training; the weights, the
-        optimiser and the losses stay float32, and inference always
-        computes in the input's float dtype. ``"bfloat16"`` runs forward and
-        backward passes under ``torch.autocast`` in bfloat16, which pays on
-        GPUs and on CPUs with bfloat16 units (AMX, AVX512-BF16), and rounds
-        the products to about three significant digits. On a CPU without
-        them torch emulates bfloat16 and training is 2x to 10x slower than
-        float32 (measured), so :meth:`fit` warns there. ``"tf32"`` lets
-        NVIDIA GPUs use TensorFloat-32 products (the flag is set during
+    precision : {"float32", "float64", "tf32", "bfloat16"}, default="float32"
+        Arithmetic of training. ``"float32"``: the network, its gradients,
+        the optimiser and the losses in float32, the fast path.
+        ``"float64"``: all of them in float64, as
+        :class:`~sklearn.neural_network.MLPRegressor` trains; several times
+        slower (and without the hand-derived step), for fits that must agree
+        to float64 rounding, such as equal sample weights and repeated rows.
+        ``"bfloat16"`` runs forward and backward passes under
+        ``torch.autocast`` in bfloat16 (the weights, optimiser and losses
+        stay float32), which pays on GPUs and on CPUs with bfloat16 units
+        (AMX, AVX512-BF16), and rounds the products to about three
+        significant digits; on a CPU without them torch emulates bfloat16,
+        which is slower than float32, so :meth:`fit` warns there. ``"tf32"``
+        lets NVIDIA GPUs use TensorFloat-32 products (the flag is set during
         training only and put back); on the CPU it is ``"float32"``.
+        Inference computes in the input's float dtype whatever the
+        precision of training.
 
     device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
         Where the network trains and runs: ``"auto"`` picks CUDA when it is
@@ -417,7 +422,7 @@ class StackedAutoencoder(
     # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Pretrain the stack layer by layer, then fine-tune it end to end.
 
         With ``warm_start=True`` and a fitted network, pretraining is
@@ -431,15 +436,20 @@ class StackedAutoencoder(
         y : Ignored
             Not used, present for API consistency by convention.
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            A non-negative weight per row; None weighs the rows alike. Every
+            loss weighs each row by it within its minibatch (see the User
+            Guide on how weights meet noise, dropout and minibatches).
+
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit(X, incremental=False)
+        return self._fit(X, incremental=False, sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, sample_weight=None):
         """Train the whole stack end to end for one epoch on ``X``.
 
         The first call initialises the network (without greedy pretraining,
@@ -456,12 +466,17 @@ class StackedAutoencoder(
         y : Ignored
             Not used, present for API consistency by convention.
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            A non-negative weight per row; None weighs the rows alike. Every
+            loss weighs each row by it within its minibatch (see the User
+            Guide on how weights meet noise, dropout and minibatches).
+
         Returns
         -------
         self : object
             The updated estimator.
         """
-        return self._fit(X, incremental=True)
+        return self._fit(X, incremental=True, sample_weight=sample_weight)
 
     # ---------------------------------------------------------- inference
 
@@ -532,7 +547,7 @@ class StackedAutoencoder(
 
         return self._map_rows(negative_errors, X, None)
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, sample_weight=None):
         """Minus the mean reconstruction error, so that higher is better.
 
         Parameters
@@ -543,12 +558,17 @@ class StackedAutoencoder(
         y : Ignored
             Not used, present for API consistency by convention.
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the mean.
+
         Returns
         -------
         score : float
-            The mean of :meth:`score_samples`.
+            The (weighted) mean of :meth:`score_samples`.
         """
-        return float(np.mean(self.score_samples(X), dtype=np.float64))
+        scores = self.score_samples(X)
+        weights = None if sample_weight is None else _check_sample_weight(sample_weight, scores, dtype=np.float64)
+        return float(np.average(scores.astype(np.float64), weights=weights))
 
     @property
     def _n_features_out(self):

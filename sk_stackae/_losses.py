@@ -120,8 +120,8 @@ class ReconstructionError(Term):
 
     def _weighted_value_and_gradient(self, pre_activation, batch):
         clean = batch.clean
-        # Each row's share of the mean: its weight over the weights' sum, spread over its features.
-        share = (batch.weights / batch.weights.sum()).unsqueeze(1).div_(pre_activation.shape[1])
+        # Each row's share of the mean: its weight over the batch's, spread over its features.
+        share = row_shares(batch.weights).unsqueeze(1).div_(pre_activation.shape[1])
         if self.kind == "bce":
             value = (self.training_errors(pre_activation, clean) * share).sum()
             gradient = torch.sigmoid(pre_activation).sub_(clean).mul_(share)
@@ -161,11 +161,27 @@ class ReconstructionError(Term):
         return self.feature_errors(pre_activation, clean).mean(dim=1)
 
 
+def full_precision(tensor):
+    """``tensor`` in float32 if autocast left it in a half-precision dtype; as it is otherwise."""
+    return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
+
+
+def row_shares(weights, mask=None):
+    """Each row's share of a batch's weighted mean: its weight over the batch's total (0 where ``mask`` is False).
+
+    As in :class:`~sklearn.neural_network.MLPClassifier`, rows are weighed
+    within their minibatch. A batch whose rows all weigh 0 gets shares of 0.
+    """
+    if mask is not None:
+        weights = weights * mask
+    return weights / weights.sum().clamp(min=torch.finfo(weights.dtype).tiny)
+
+
 def weighted_mean(values, weights):
     """The mean of ``values`` (one per row) weighted by ``weights``; the plain mean without weights."""
     if weights is None:
         return values.mean()
-    return torch.dot(values, weights) / weights.sum()
+    return torch.dot(values, row_shares(weights))
 
 
 # ------------------------------------------------------------- penalties
@@ -197,48 +213,64 @@ class SparsityPenalty:
             _KL_SPARSITY if ACTIVATIONS[name].unit_interval else _L1_SPARSITY for name in code_activations
         ]
 
-    def value(self, codes):
-        """The weighted sum of every code's penalty (differentiable)."""
-        penalty = sum(p.value(code.float(), self.target) for p, code in zip(self.penalties, codes, strict=True))
+    def value(self, codes, batch):
+        """The weighted sum of every code's penalty (differentiable); rows weigh as their weights say."""
+        shares = None if batch.weights is None else row_shares(batch.weights)
+        penalty = sum(
+            p.value(full_precision(code), self.target, shares) for p, code in zip(self.penalties, codes, strict=True)
+        )
         return self.weight * penalty
 
-    def gradient(self, index, code):
+    def gradient(self, index, code, batch):
         """The gradient of the weighted penalty with respect to code ``index`` (counted from 0)."""
-        return self.penalties[index].gradient(code, self.target).mul(self.weight)
+        shares = None if batch.weights is None else row_shares(batch.weights)
+        return self.penalties[index].gradient(code, self.target, shares).mul(self.weight)
 
 
 _PROBABILITY_EPS = 1e-6
+
+
+def _unit_means(code, shares):
+    """Each unit's mean activation over the rows, weighted by their ``shares`` (the plain mean without)."""
+    return code.mean(dim=0) if shares is None else shares @ code
 
 
 class _KLSparsity:
     """KL divergence of each unit's mean activation from the target, averaged over units."""
 
     @staticmethod
-    def value(code, target):
-        mean = code.mean(dim=0).clamp(_PROBABILITY_EPS, 1.0 - _PROBABILITY_EPS)
+    def value(code, target, shares=None):
+        mean = _unit_means(code, shares).clamp(_PROBABILITY_EPS, 1.0 - _PROBABILITY_EPS)
         kl = target * torch.log(target / mean) + (1.0 - target) * torch.log((1.0 - target) / (1.0 - mean))
         return kl.mean()
 
     @staticmethod
-    def gradient(code, target):
+    def gradient(code, target, shares=None):
         n_rows, n_units = code.shape
-        mean = code.mean(dim=0)
+        mean = _unit_means(code, shares)
         inside = (mean >= _PROBABILITY_EPS) & (mean <= 1.0 - _PROBABILITY_EPS)
         mean = mean.clamp(_PROBABILITY_EPS, 1.0 - _PROBABILITY_EPS)
-        per_unit = ((1.0 - target) / (1.0 - mean) - target / mean) * inside / (n_units * n_rows)
-        return per_unit.expand(n_rows, n_units)
+        if shares is None:
+            per_unit = ((1.0 - target) / (1.0 - mean) - target / mean) * inside / (n_units * n_rows)
+            return per_unit.expand(n_rows, n_units)
+        per_unit = ((1.0 - target) / (1.0 - mean) - target / mean) * inside / n_units
+        return torch.outer(shares, per_unit)
 
 
 class _L1Sparsity:
     """Mean absolute activation: the L1 activity penalty."""
 
     @staticmethod
-    def value(code, target):
-        return code.abs().mean()
+    def value(code, target, shares=None):
+        if shares is None:
+            return code.abs().mean()
+        return torch.dot(shares, code.abs().mean(dim=1))
 
     @staticmethod
-    def gradient(code, target):
-        return torch.sign(code).div_(code.numel())
+    def gradient(code, target, shares=None):
+        if shares is None:
+            return torch.sign(code).div_(code.numel())
+        return torch.sign(code).mul_(shares.unsqueeze(1) / code.shape[1])
 
 
 _KL_SPARSITY = _KLSparsity()

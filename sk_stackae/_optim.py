@@ -90,8 +90,10 @@ def make_optimizer(options, parameters, batch_size):
     For Adam and SGD, ``alpha`` is an L2 penalty scaled as in
     :class:`~sklearn.neural_network.MLPRegressor`, whose penalty gradient is
     ``alpha * W / batch_size`` next to half the squared error; our loss is
-    the squared error itself, hence the factor 2. AdamW decouples weight
-    decay from the gradient, so there ``alpha`` is its decay rate as is.
+    the squared error itself, hence the factor 2; with sample weights,
+    ``batch_size`` is what a batch weighs (scikit-learn divides by the sum of
+    a batch's weights). AdamW decouples weight decay from the gradient, so
+    there ``alpha`` is its decay rate as is.
     """
     if options.alpha == 0:
         # One group: one fused update per step instead of two.

@@ -40,7 +40,45 @@ def default_hidden_layer_sizes(n_features):
     return (n_features, max(1, round(n_features**0.5)))
 
 
-def upper_fence(errors):
+def weighted_percentile(values, weights, percent):
+    """The ``percent`` percentile of ``values`` whose rows count as their ``weights`` (all 1 for None).
+
+    The inverted empirical distribution function (numpy's
+    ``method="inverted_cdf"``): the smallest value whose share of the total
+    weight at or below it reaches ``percent`` %. With integer weights it is
+    that percentile of the values repeated as often as their weights say.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if weights is not None:
+        # Rows of weight 0 count for nothing, as if they were not there.
+        weights = np.asarray(weights, dtype=np.float64)
+        values, weights = values[weights > 0], weights[weights > 0]
+    else:
+        weights = np.ones_like(values)
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    # The relative tolerance absorbs the rounding of the cumulative sums.
+    target = percent / 100.0 * cumulative[-1] * (1 - 1e-12)
+    index = min(int(np.searchsorted(cumulative, target, side="left")), len(values) - 1)
+    return float(values[order][index])
+
+
+def threshold_below(scores, weights, percent):
+    """A threshold with ``percent`` % of the (weighted) ``scores`` at or below it, halfway to the next score.
+
+    :func:`weighted_percentile` gives the score of the last row flagged;
+    the threshold lies halfway between it and the next higher score, so
+    that no training row sits on it and rounding cannot move a row across.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    last_flagged = weighted_percentile(scores, weights, percent)
+    if weights is not None:
+        scores = scores[np.asarray(weights) > 0]
+    above = scores[scores > last_flagged]
+    return last_flagged if above.size == 0 else float((last_flagged + above.min()) / 2)
+
+
+def upper_fence(errors, weights=None):
     """Tukey's upper fence on the square roots of ``errors``, mapped back to errors.
 
     ``(Q3 + 1.5 * (Q3 - Q1)) ** 2`` where Q1 and Q3 are the quartiles of
@@ -53,7 +91,7 @@ def upper_fence(errors):
     and no contamination rate are needed.
     """
     roots = np.sqrt(np.maximum(errors, 0.0))
-    lower_quartile, upper_quartile = np.percentile(roots, [25, 75])
+    lower_quartile, upper_quartile = (weighted_percentile(roots, weights, q) for q in (25, 75))
     return float((upper_quartile + _TUKEY_FENCE * (upper_quartile - lower_quartile)) ** 2)
 
 
@@ -97,8 +135,8 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
     a mean of squared errors is close to normal, where the fence flags
     0.35 % of the values. Real errors have heavier tails, the more so where
     the network fits the normal rows unevenly: expect from none to several
-    percent of the normal training rows flagged (the User Guide gives the
-    shares measured on the ODDS benchmark), and more among rows the network
+    percent of the normal training rows flagged (see the User Guide), and
+    more among rows the network
     did not train on, whose errors are somewhat larger. Where the share of
     outliers is known, a float ``contamination`` is the better threshold.
 
@@ -237,8 +275,11 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
     tol : float, default=1e-4
         The smallest improvement that counts, with early stopping.
 
-    precision : {"float32", "tf32", "bfloat16"}, default="float32"
-        Arithmetic of the matrix products during training.
+    precision : {"float32", "float64", "tf32", "bfloat16"}, default="float32"
+        Arithmetic of training: float32 (the fast path), float64 throughout
+        (as scikit-learn's MLP trains; slower), bfloat16 products under
+        autocast, or TensorFloat-32 products on NVIDIA GPUs (see
+        :class:`StackedAutoencoder`).
 
     device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
         Where the network trains and scores.
@@ -428,7 +469,7 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
     # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Train the autoencoder on ``X`` and take the threshold from its errors there.
 
         Parameters
@@ -440,12 +481,17 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         y : Ignored
             Not used, present for API consistency by convention.
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            A non-negative weight per row; None weighs the rows alike. The
+            reconstruction losses, the column scaling and the threshold all
+            weigh each row by it (see the User Guide).
+
         Returns
         -------
         self : object
             The fitted detector.
         """
-        return self._fit(X, incremental=False)
+        return self._fit(X, incremental=False, sample_weight=sample_weight)
 
     def _checked_hidden_layer_sizes(self):
         if isinstance(self.hidden_layer_sizes, str):
@@ -462,15 +508,17 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
             )
         return sizes
 
-    def _validate_training_input(self, X, reset, fitted):
+    def _validate_training_input(self, X, reset, fitted, sample_weight=None):
         """Validate ``X``, resolve ``hidden_layer_sizes="auto"``, and standardise the columns for the network."""
-        X, hidden_layer_sizes = super()._validate_training_input(X, reset, fitted)
+        X, hidden_layer_sizes, weights = super()._validate_training_input(X, reset, fitted, sample_weight)
         if hidden_layer_sizes is None:
             hidden_layer_sizes = default_hidden_layer_sizes(X.shape[1])
         if reset:
             if self.standardize:
                 device = resolve_device(self.device)
-                fitted["center_"], fitted["scale_"] = column_scaling(X, replicas_for(self.distributed, device), device)
+                fitted["center_"], fitted["scale_"] = column_scaling(
+                    X, replicas_for(self.distributed, device), device, weights
+                )
             else:
                 fitted["center_"] = fitted["scale_"] = None
         elif self.standardize != (self.scale_ is not None):
@@ -482,15 +530,17 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         if self.standardize:
             scaling = fitted if reset else self.__dict__
             X = standardised(X, scaling["center_"], scaling["scale_"])
-        return X, hidden_layer_sizes
+        return X, hidden_layer_sizes, weights
 
-    def _calibration(self, X):
-        """``offset_``, from the errors of the training rows ``X`` (already standardised)."""
+    def _calibration(self, X, weights):
+        """``offset_``, from the errors of the training rows ``X`` (already standardised) and their weights."""
         errors = self._reconstruction_errors(X, per_feature=False, standardised=True).astype(np.float64)
-        errors = replicas_for(self.distributed, self.device_).gather(errors)
+        replicas = replicas_for(self.distributed, self.device_)
+        errors = replicas.gather(errors)
+        weights = None if weights is None else replicas.gather(weights)
         if self.contamination == "auto":
-            return {"offset_": -upper_fence(errors)}
-        return {"offset_": float(np.percentile(-errors, 100.0 * self.contamination))}
+            return {"offset_": -upper_fence(errors, weights)}
+        return {"offset_": threshold_below(-errors, weights, 100.0 * self.contamination)}
 
     # ---------------------------------------------------------- inference
 

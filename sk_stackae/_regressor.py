@@ -76,7 +76,6 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         **_SUPERVISED_CONSTRAINTS,
         "unlabeled_label": [None, "nan"],
     }
-    _task = REGRESSION
 
     def __init__(
         self,
@@ -158,7 +157,7 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         self.warm_start = warm_start
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Pretrain on every row of ``X``, then fine-tune on the rows that have targets.
 
         Parameters
@@ -170,15 +169,20 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
             Targets; with ``unlabeled_label=np.nan``, all-NaN rows are
             unlabeled.
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            A non-negative weight per row; None weighs the rows alike. Every
+            loss weighs each row by it within its minibatch (see the User
+            Guide on how weights meet noise, dropout and minibatches).
+
         Returns
         -------
         self : object
             The fitted regressor.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch of the supervised fine-tune on ``X``, as :class:`~sklearn.neural_network.MLPRegressor` does.
 
         The first call initialises the network without pretraining and takes
@@ -192,17 +196,22 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Its targets.
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            A non-negative weight per row; None weighs the rows alike. Every
+            loss weighs each row by it within its minibatch (see the User
+            Guide on how weights meet noise, dropout and minibatches).
+
         Returns
         -------
         self : object
             The updated regressor.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _n_outputs(self, fitted):
         return fitted.get("n_outputs_", getattr(self, "n_outputs_", None))
 
-    def _validate_targets(self, X, y, *, continuing, incremental, classes=None, fitted):
+    def _validate_targets(self, X, y, *, continuing, incremental, classes=None, fitted, sample_weight=None):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         y = _check_regression_targets(y, X.shape[0], allow_nan=self.unlabeled_label is not None)
@@ -221,17 +230,21 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
                 "StackedAutoencoder to learn from unlabeled rows alone."
             )
         if not (continuing or (incremental and hasattr(self, "n_outputs_"))):
-            scale = y2[labeled].std(axis=0)
+            weights = None if sample_weight is None else sample_weight[labeled]
+            if weights is not None and not weights.any():
+                raise ValueError("sample_weight is 0 for every labeled row: there is nothing to fine-tune on.")
+            mean = np.average(y2[labeled], axis=0, weights=weights)
+            scale = np.sqrt(np.average(np.square(y2[labeled] - mean), axis=0, weights=weights))
             fitted.update(
                 n_outputs_=y2.shape[1],
                 _y_ndim=y.ndim,
-                _target_mean=y2[labeled].mean(axis=0),
+                _target_mean=mean,
                 _target_scale=np.where(scale > 0, scale, 1.0),
             )
         elif y2.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {y2.shape[1]} outputs, but the fitted regressor predicts {self.n_outputs_}.")
         scaling = fitted if "_target_mean" in fitted else self.__dict__
-        values = ((y2 - scaling["_target_mean"]) / scaling["_target_scale"]).astype(np.float32)
+        values = (y2 - scaling["_target_mean"]) / scaling["_target_scale"]
         return Targets(values=values, task=REGRESSION)
 
     def predict(self, X):

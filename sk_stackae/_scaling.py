@@ -10,28 +10,33 @@ def _summed(array, replicas, device):
     return replicas.sum(torch.from_numpy(array).to(device)).cpu().numpy()
 
 
-def column_scaling(X, replicas, device):
+def column_scaling(X, replicas, device, weights=None):
     """The centre and scale that standardise every column of the validated training rows ``X``.
 
     The centre is the column's mean and the scale its standard deviation,
-    both in float64, over the rows of every process of ``replicas``. Sparse
-    rows are scaled without centring, so that they stay sparse (as
+    both in float64, over the rows of every process of ``replicas``, each
+    row counting as its weight (``weights``, None for 1). Sparse rows are
+    scaled without centring, so that they stay sparse (as
     :class:`~sklearn.preprocessing.StandardScaler` with ``with_mean=False``
     does): their centre is 0. A column without variance gets scale 1.
     """
+    row_weights = np.ones(X.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
     if sp.issparse(X):
-        sums = np.asarray(X.sum(axis=0, dtype=np.float64)).ravel()
-        squares = np.asarray(X.multiply(X).sum(axis=0, dtype=np.float64)).ravel()
-    else:
+        sums = np.asarray(X.T @ row_weights, dtype=np.float64).ravel()
+        squares = np.asarray(X.multiply(X).T @ row_weights, dtype=np.float64).ravel()
+    elif weights is None:
         sums = X.sum(axis=0, dtype=np.float64)
-    totals = _summed(np.append(sums, X.shape[0]).astype(np.float64), replicas, device)
+    else:
+        sums = row_weights @ X.astype(np.float64, copy=False)
+    totals = _summed(np.append(sums, row_weights.sum()).astype(np.float64), replicas, device)
     n_rows = totals[-1]
     mean = totals[:-1] / n_rows
     if sp.issparse(X):
-        squared_deviations = squares - 2.0 * mean * sums + X.shape[0] * mean**2
+        squared_deviations = squares - 2.0 * mean * sums + row_weights.sum() * mean**2
     else:
         # A second pass about the mean keeps the precision that a sum of squares loses.
-        squared_deviations = np.square(X - mean).sum(axis=0)
+        deviations = np.square(X - mean)
+        squared_deviations = deviations.sum(axis=0) if weights is None else row_weights @ deviations
     scale = np.sqrt(np.maximum(_summed(squared_deviations, replicas, device), 0.0) / n_rows)
     # Within rounding of a constant column: dividing by it would blow rounding up.
     constant = scale <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)
@@ -41,9 +46,13 @@ def column_scaling(X, replicas, device):
 
 
 def standardised(X, center, scale):
-    """``(X - center) / scale`` in ``X``'s float dtype; sparse ``X`` (centre 0) stays sparse."""
+    """``(X - center) / scale``, computed in float64 and returned in ``X``'s float dtype; sparse stays sparse.
+
+    Computed in float64 whatever ``X`` is, so that float32 rows and the same
+    rows in float64 give the network the same float32 rows to train on.
+    """
     if sp.issparse(X):
         X = X.copy()
-        X.data /= scale.astype(X.dtype)[X.indices]
+        X.data = (X.data / scale[X.indices]).astype(X.dtype)
         return X
-    return (X - center.astype(X.dtype)) / scale.astype(X.dtype)
+    return ((X - center) / scale).astype(X.dtype)

@@ -112,10 +112,10 @@ _SHARED_PARAMETERS_DOC = """
         sensitive, not only under random noise. Every term of the supervised
         fine-tune trains on the moved rows. Each batch adds one pass through
         the encoder and the head, forward and back to the input. Needs
-        ``consistency_weight > 0``. Scale it to your rows: on MNIST pixels
-        in [0, 1] (rows of norm 9.2 on average), 1.0 did better than 0.5
-        and than 2 (``benchmarks/RESULTS.md``), about a tenth of a row's
-        norm; the digits example uses 0.5 (rows of norm 3.9).
+        ``consistency_weight > 0``. It is in the units of the rows the
+        estimator receives, after a pipeline's scaling: about a tenth of a
+        row's L2 norm is a good start (see the
+        :ref:`User Guide <supervised>`).
 
     batch_size : int, default=256
         Rows per minibatch, clipped to the number of training rows.
@@ -156,10 +156,9 @@ _SHARED_PARAMETERS_DOC = """
     noise : {"gaussian", "masking"} or None, default="masking"
         Corruption of each phase's input during training: denoising
         pretraining (Vincent et al., 2010), and in the supervised fine-tune
-        a random masking of the inputs. On MNIST with 1000 labels, masking
-        pretraining took the test error from 10.8 % (plain greedy
-        pretraining, worse than none at 9.5 %) to 7.6 %
-        (``benchmarks/RESULTS.md``); None turns it off.
+        a random masking of the inputs. Denoising is what makes pretraining
+        help the prediction (see the :ref:`User Guide <supervised>`); None
+        turns it off.
 
     noise_level : float, default=0.25
         Standard deviation of the Gaussian noise, or fraction of masked
@@ -193,8 +192,11 @@ _SHARED_PARAMETERS_DOC = """
     tol : float, default=1e-4
         The smallest improvement that counts, with early stopping.
 
-    precision : {"float32", "tf32", "bfloat16"}, default="float32"
-        Arithmetic of the matrix products during training.
+    precision : {"float32", "float64", "tf32", "bfloat16"}, default="float32"
+        Arithmetic of training: float32 (the fast path), float64 throughout
+        (as scikit-learn's MLP trains; slower), bfloat16 products under
+        autocast, or TensorFloat-32 products on NVIDIA GPUs (see
+        :class:`StackedAutoencoder`).
 
     device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
         Where the network trains and predicts.
@@ -264,7 +266,6 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
 
     _parameter_constraints: dict = _SUPERVISED_CONSTRAINTS
     _main_stage = SupervisedFinetune
-    _task = None
 
     def _code_activation(self):
         return self.activation if self.code_activation is None else self.code_activation
@@ -311,7 +312,6 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
     def _stages(self, continuing, incremental):
         supervised = SupervisedFinetune(
             epochs=1 if incremental else self.finetune_epochs,
-            task=self._task,
             reconstruction_weight=float(self.reconstruction_weight),
             pseudo_label_weight=self._pseudo_label_weight(),
             consistency_weight=float(self.consistency_weight),
@@ -332,7 +332,7 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
                 )
             )
         if self.head_warmup_epochs > 0:
-            stages.append(SupervisedFinetune(epochs=self.head_warmup_epochs, task=self._task, head_only=True))
+            stages.append(SupervisedFinetune(epochs=self.head_warmup_epochs, head_only=True))
         if self.finetune_epochs > 0:
             stages.append(supervised)
         return tuple(stages)

@@ -5,15 +5,16 @@ objective terms (the head's error, and the semi-supervised terms that use
 the unlabeled rows: pseudo-labels, consistency), each with its gradient
 beside it; its validation metric; which rows are labeled and what an
 early-stopping split stratifies on; and where a fresh head starts. A new
-kind of target (multilabel, say) is a new task here, never a branch
-elsewhere.
+kind of target is a new task here, with its terms in
+:mod:`sk_stackae._head_terms`, never a branch elsewhere.
 """
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._losses import Term
+from ._head_terms import Consistency, PseudoLabels, SigmoidCrossEntropy, SoftmaxCrossEntropy, SquaredError
+from ._losses import full_precision
 
 # ---------------------------------------------------------------- metrics
 
@@ -33,8 +34,11 @@ class ReconstructionScore:
         self.error = error
 
     def partial(self, outputs, batch):
-        errors = self.error.per_sample(outputs["reconstruction"], batch.clean)
-        return torch.stack([-errors.double().sum(), errors.new_tensor(len(errors), dtype=torch.float64)])
+        errors = self.error.per_sample(outputs["reconstruction"], batch.clean).double()
+        if batch.weights is None:
+            return torch.stack([-errors.sum(), errors.new_tensor(len(errors))])
+        weights = batch.weights.double()
+        return torch.stack([-torch.dot(errors, weights), weights.sum()])
 
     def finish(self, sums):
         total, count = sums.tolist()
@@ -45,8 +49,26 @@ class AccuracyScore:
     """Validation score of a classification: the share of rows whose class is predicted right."""
 
     def partial(self, outputs, batch):
-        correct = (outputs["scores"].argmax(dim=1) == batch.target).sum().double()
-        return torch.stack([correct, correct.new_tensor(len(batch.target))])
+        correct = (outputs["scores"].argmax(dim=1) == batch.target).double()
+        if batch.weights is None:
+            return torch.stack([correct.sum(), correct.new_tensor(len(batch.target))])
+        weights = batch.weights.double()
+        return torch.stack([torch.dot(correct, weights), weights.sum()])
+
+    def finish(self, sums):
+        correct, count = sums.tolist()
+        return correct / count
+
+
+class SubsetAccuracy:
+    """Validation score of multilabel targets: the share of rows whose every label is predicted right."""
+
+    def partial(self, outputs, batch):
+        correct = ((outputs["scores"] > 0) == (batch.target > 0.5)).all(dim=1).double()
+        if batch.weights is None:
+            return torch.stack([correct.sum(), correct.new_tensor(len(correct))])
+        weights = batch.weights.double()
+        return torch.stack([torch.dot(correct, weights), weights.sum()])
 
     def finish(self, sums):
         correct, count = sums.tolist()
@@ -62,12 +84,13 @@ class R2Score:
 
     def partial(self, outputs, batch):
         target = batch.target.double()
+        weights = target.new_ones(len(target)) if batch.weights is None else batch.weights.double()
         return torch.cat(
             [
-                (outputs["scores"].double() - target).square().sum(dim=0),
-                target.sum(dim=0),
-                target.square().sum(dim=0),
-                target.new_tensor([len(target)]),
+                weights @ (outputs["scores"].double() - target).square(),
+                weights @ target,
+                weights @ target.square(),
+                weights.sum().unsqueeze(0),
             ]
         )
 
@@ -102,7 +125,7 @@ class Teacher:
         scores = batch.cache.get("teacher_scores")
         if scores is None:
             with torch.no_grad():
-                scores = self.forward(batch.clean).float()
+                scores = full_precision(self.forward(batch.clean))
             batch.cache["teacher_scores"] = scores
         return scores
 
@@ -155,31 +178,9 @@ class VirtualAdversarialPerturbation:
         step = _unit_rows(step).mul_(_PROBE_FRACTION * self.epsilon)
         with torch.enable_grad():
             step.requires_grad_(True)
-            divergence = self.divergence(self.teacher.forward(inputs + step).float(), teacher_scores)
+            divergence = self.divergence(full_precision(self.teacher.forward(inputs + step)), teacher_scores)
             (direction,) = torch.autograd.grad(divergence, step)
         return inputs + _unit_rows(direction).mul_(self.epsilon)
-
-
-class Consistency(Term):
-    """Every row's prediction from its corrupted input, trained toward the teacher's clean prediction.
-
-    The divergence of the task (``divergence``), averaged over the rows of
-    the batch, labeled or not, times ``weight``.
-    """
-
-    output = "scores"
-    hand_derived = True
-
-    def __init__(self, task, weight, teacher):
-        self.task = task
-        self.weight = weight
-        self.teacher = teacher
-
-    def value(self, scores, batch):
-        return self.weight * self.task.divergence(scores, self.teacher.scores(batch))
-
-    def value_and_gradient(self, scores, batch):
-        return self.task.divergence_and_gradient(scores, self.teacher.scores(batch), self.weight)
 
 
 # ------------------------------------------------------------------ tasks
@@ -203,13 +204,14 @@ class ClassificationTask:
         """What an early-stopping split stratifies on: the class, ``-1`` for the unlabeled rows."""
         return values
 
-    def head_start(self, values, n_outputs):
+    def head_start(self, values, n_outputs, weights=None):
         """The head's bias that predicts the class prior of the labeled training ``values``: log frequencies."""
-        counts = np.bincount(values, minlength=n_outputs).astype(np.float64)
-        return np.log(np.maximum(counts, 0.5) / counts.sum())
+        counts = np.bincount(values, weights=weights, minlength=n_outputs).astype(np.float64)
+        floor = 0.5 if weights is None else 0.5 * weights[weights > 0].min(initial=1.0)
+        return np.log(np.maximum(counts, floor) / counts.sum())
 
-    def head_error(self):
-        return SoftmaxCrossEntropy()
+    def head_error(self, class_weights=None):
+        return SoftmaxCrossEntropy(class_weights)
 
     def pseudo_labels(self, weight):
         return PseudoLabels(weight)
@@ -231,13 +233,28 @@ class ClassificationTask:
         )
 
     @staticmethod
+    def row_divergences(scores, teacher_scores):
+        """The divergence of each row's predicted class probabilities from the teacher's."""
+        teacher_log_probabilities = torch.log_softmax(teacher_scores, dim=1)
+        log_probabilities = torch.log_softmax(scores, dim=1)
+        return torch.sum(teacher_log_probabilities.exp() * (teacher_log_probabilities - log_probabilities), dim=1)
+
+    @staticmethod
     def divergence_and_gradient(scores, teacher_scores, weight):
-        """``weight`` times :meth:`divergence`, and its gradient with respect to ``scores``."""
-        weight = weight / len(scores)
+        """``weight`` times :meth:`divergence`, and its gradient with respect to ``scores``.
+
+        ``weight`` is a number, or one per row (the rows' own weights).
+        """
         teacher_log_probabilities = torch.log_softmax(teacher_scores, dim=1)
         teacher_probabilities = teacher_log_probabilities.exp()
         log_probabilities = torch.log_softmax(scores, dim=1)
-        value = torch.sum(teacher_probabilities * (teacher_log_probabilities - log_probabilities)) * weight
+        per_element = teacher_probabilities * (teacher_log_probabilities - log_probabilities)
+        if isinstance(weight, torch.Tensor):
+            weight = (weight / len(scores)).unsqueeze(1)
+            value = torch.sum(per_element * weight)
+        else:
+            weight = weight / len(scores)
+            value = torch.sum(per_element) * weight
         # d KL(p_teacher || softmax(scores)) / d scores = softmax(scores) - p_teacher.
         return value, log_probabilities.exp_().sub_(teacher_probabilities).mul_(weight)
 
@@ -258,11 +275,13 @@ class RegressionTask:
         """What an early-stopping split stratifies on: labeled (0) or not (-1)."""
         return np.where(self.labeled(values), 0, -1)
 
-    def head_start(self, values, n_outputs):
+    def head_start(self, values, n_outputs, weights=None):
         """The head's bias that predicts the mean of the labeled training ``values``."""
-        return values.mean(axis=0)
+        return np.average(values, axis=0, weights=weights)
 
-    def head_error(self):
+    def head_error(self, class_weights=None):
+        if class_weights is not None:
+            raise ValueError("Class weights are for classes; a regression has none.")
         return SquaredError()
 
     def pseudo_labels(self, weight):
@@ -280,92 +299,88 @@ class RegressionTask:
         return F.mse_loss(scores, teacher_scores)
 
     @staticmethod
+    def row_divergences(scores, teacher_scores):
+        """The mean squared difference of each row's predictions from the teacher's."""
+        return (scores - teacher_scores).square().mean(dim=1)
+
+    @staticmethod
     def divergence_and_gradient(scores, teacher_scores, weight):
-        weight = weight / len(scores)
+        """``weight`` times :meth:`divergence` (a number, or one per row), and its gradient."""
         difference = scores - teacher_scores
-        value = difference.square().sum() * (weight / scores.shape[1])
+        if isinstance(weight, torch.Tensor):
+            weight = (weight / len(scores)).unsqueeze(1)
+            value = torch.sum(difference.square() * weight) / scores.shape[1]
+        else:
+            weight = weight / len(scores)
+            value = difference.square().sum() * (weight / scores.shape[1])
         return value, difference.mul_(2.0 * weight / scores.shape[1])
+
+
+class MultilabelTask:
+    """Several yes-or-no labels per row: a sigmoid per label, 0/1 targets (a row of NaN: unlabeled)."""
+
+    name = "multilabel"
+    target_dtype = np.float32
+
+    def labeled(self, values):
+        return ~np.isnan(values[:, 0])
+
+    def labeled_rows(self, target):
+        return ~torch.isnan(target[:, 0])
+
+    def groups(self, values):
+        """What an early-stopping split stratifies on: labeled (0) or not (-1)."""
+        return np.where(self.labeled(values), 0, -1)
+
+    def head_start(self, values, n_outputs, weights=None):
+        """The head's bias that predicts each label's frequency among the labeled training rows."""
+        frequency = np.average(values, axis=0, weights=weights).clip(1e-3, 1 - 1e-3)
+        return np.log(frequency / (1 - frequency))
+
+    def head_error(self, class_weights=None):
+        if class_weights is not None:
+            raise ValueError("class_weight is for one class per row; multilabel targets have none.")
+        return SigmoidCrossEntropy()
+
+    def pseudo_labels(self, weight):
+        return PseudoLabels(weight, multilabel=True)
+
+    def consistency(self, weight, teacher):
+        return Consistency(self, weight, teacher)
+
+    def metric(self):
+        return SubsetAccuracy()
+
+    @staticmethod
+    def row_divergences(scores, teacher_scores):
+        """Each row's Kullback-Leibler divergence of its label probabilities from the teacher's, over labels."""
+        teacher = torch.sigmoid(teacher_scores)
+        # KL(Bernoulli(t) || Bernoulli(sigmoid(s))) = BCE(s, t) - H(t).
+        cross_entropy = F.binary_cross_entropy_with_logits(scores, teacher, reduction="none")
+        entropy = F.binary_cross_entropy_with_logits(teacher_scores, teacher, reduction="none")
+        return (cross_entropy - entropy).mean(dim=1)
+
+    @classmethod
+    def divergence(cls, scores, teacher_scores):
+        """Mean divergence of the predicted label probabilities from the teacher's."""
+        return cls.row_divergences(scores, teacher_scores).mean()
+
+    @classmethod
+    def divergence_and_gradient(cls, scores, teacher_scores, weight):
+        """``weight`` times :meth:`divergence` (a number, or one per row), and its gradient."""
+        per_row = cls.row_divergences(scores, teacher_scores)
+        n_rows, n_labels = scores.shape
+        if isinstance(weight, torch.Tensor):
+            row_weight = weight / n_rows
+            value = torch.dot(per_row, row_weight)
+            scale = (row_weight / n_labels).unsqueeze(1)
+        else:
+            value = per_row.mean() * weight
+            scale = weight / (n_rows * n_labels)
+        # d BCE(s, t) / d s = sigmoid(s) - t.
+        return value, torch.sigmoid(scores).sub_(torch.sigmoid(teacher_scores)).mul_(scale)
 
 
 CLASSIFICATION = ClassificationTask()
 REGRESSION = RegressionTask()
-
-
-# ------------------------------------------------------ the head's errors
-
-
-class SoftmaxCrossEntropy(Term):
-    """Mean cross-entropy of the softmax of the scores against the labels, over the labeled rows of a batch."""
-
-    output = "scores"
-    hand_derived = True
-
-    def value(self, scores, batch):
-        labeled = batch.target >= 0
-        errors = F.cross_entropy(scores, batch.target.clamp(min=0), reduction="none")
-        return errors.mul(labeled).sum() / labeled.sum().clamp(min=1)
-
-    def value_and_gradient(self, scores, batch):
-        target = batch.target
-        labeled = target >= 0
-        row_weights = labeled.to(scores.dtype) / labeled.sum().clamp(min=1)
-        log_probabilities = torch.log_softmax(scores, dim=1)
-        picked = log_probabilities.gather(1, target.clamp(min=0).unsqueeze(1)).squeeze(1)
-        value = -torch.dot(picked, row_weights)
-        # Softmax cross-entropy: d/dscores = probabilities - one-hot(target).
-        probabilities = log_probabilities.exp_()
-        gradient = probabilities.scatter_add_(
-            1, target.clamp(min=0).unsqueeze(1), probabilities.new_full((len(scores), 1), -1.0)
-        ).mul_(row_weights.unsqueeze(1))
-        return value, gradient
-
-
-class PseudoLabels(Term):
-    """Every unlabeled row's cross-entropy against the class it predicts now (Lee, 2013), times ``weight``.
-
-    The pseudo-labels push the decision boundaries away from the unlabeled
-    rows.
-    """
-
-    output = "scores"
-    hand_derived = True
-
-    def __init__(self, weight):
-        self.weight = weight
-
-    def value(self, scores, batch):
-        unlabeled = batch.target < 0
-        predicted = scores.detach().argmax(dim=1)
-        summed = F.cross_entropy(scores, predicted, reduction="none").mul(unlabeled).sum()
-        return self.weight * (summed / unlabeled.sum().clamp(min=1))
-
-    def value_and_gradient(self, scores, batch):
-        unlabeled = batch.target < 0
-        predicted = scores.argmax(dim=1, keepdim=True)
-        row_weights = unlabeled.to(scores.dtype) * (self.weight / unlabeled.sum().clamp(min=1))
-        log_probabilities = torch.log_softmax(scores, dim=1)
-        value = -torch.dot(log_probabilities.gather(1, predicted).squeeze(1), row_weights)
-        probabilities = log_probabilities.exp_()
-        gradient = probabilities.scatter_add_(1, predicted, probabilities.new_full((len(scores), 1), -1.0))
-        return value, gradient.mul_(row_weights.unsqueeze(1))
-
-
-class SquaredError(Term):
-    """Mean squared error of every output, over the labeled rows of a batch (NaN targets: unlabeled)."""
-
-    output = "scores"
-    hand_derived = True
-
-    def value(self, scores, batch):
-        target = batch.target
-        labeled = ~torch.isnan(target[:, 0])
-        errors = (scores - target.nan_to_num()).square().mean(dim=1)
-        return errors.mul(labeled).sum() / labeled.sum().clamp(min=1)
-
-    def value_and_gradient(self, scores, batch):
-        target = batch.target
-        labeled = ~torch.isnan(target[:, 0])
-        row_weights = labeled.to(scores.dtype) / labeled.sum().clamp(min=1)
-        difference = scores - target.nan_to_num()
-        value = torch.dot(difference.square().mean(dim=1), row_weights)
-        return value, difference.mul_(row_weights.unsqueeze(1) * (2.0 / scores.shape[1]))
+MULTILABEL = MultilabelTask()

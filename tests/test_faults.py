@@ -162,7 +162,7 @@ def test_a_cache_that_does_not_fit_on_the_device_falls_back_to_host_memory(monke
     allocations = []
     original = data_module._allocate_cache
 
-    def device_full(n_rows, width, device, on_host):
+    def device_full(n_rows, width, device, on_host, dtype):
         allocations.append(on_host)
         if not on_host:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -194,7 +194,7 @@ def test_running_out_of_device_memory_in_training_says_what_to_change(monkeypatc
 
 
 def test_running_out_of_host_memory_for_a_cache_says_how_big_it_was(monkeypatch, X):
-    def no_memory(n_rows, width, device, on_host):
+    def no_memory(n_rows, width, device, on_host, dtype):
         raise RuntimeError(
             "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
             f"you tried to allocate {n_rows * width * 4} bytes."

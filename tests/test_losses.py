@@ -121,15 +121,29 @@ def test_dropout_keeps_the_mean_activation():
 
 def test_kl_penalty_is_zero_at_the_target_and_grows_away_from_it():
     kl = SparsityPenalty(1.0, 0.05, ["sigmoid"])
-    assert kl.value([torch.full((10, 4), 0.05)]).item() == pytest.approx(0.0, abs=1e-7)
-    assert kl.value([torch.full((10, 4), 0.5)]) > kl.value([torch.full((10, 4), 0.1)]) > 0
+    batch = Batch(torch.zeros(10, 1))
+    assert kl.value([torch.full((10, 4), 0.05)], batch).item() == pytest.approx(0.0, abs=1e-7)
+    assert kl.value([torch.full((10, 4), 0.5)], batch) > kl.value([torch.full((10, 4), 0.1)], batch) > 0
 
 
 def test_l1_penalty_for_units_outside_the_unit_interval():
     penalty = SparsityPenalty(2.0, 0.05, ["relu", "tanh", "identity"])
     code = torch.tensor([[-2.0, 0.0], [1.0, 1.0]])
     # Mean absolute activation, 1.0 for each of the three codes, times the weight.
-    assert penalty.value([code, code, code]).item() == pytest.approx(6.0)
+    assert penalty.value([code, code, code], Batch(code)).item() == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_weighted_sparsity_penalties_weigh_the_rows_and_derive_their_gradients(activation):
+    generator = torch.Generator().manual_seed(0)
+    code = torch.rand(12, 5, generator=generator, dtype=torch.float64).requires_grad_()
+    weights = torch.randint(0, 4, (12,), generator=generator).double()
+    penalty = SparsityPenalty(0.7, 0.1, [activation])
+    value = penalty.value([code], Batch(code, weights=weights))
+    repeated = penalty.value([code.repeat_interleave(weights.long(), 0)], Batch(code))
+    torch.testing.assert_close(value, repeated)
+    (expected,) = torch.autograd.grad(value, code)
+    torch.testing.assert_close(penalty.gradient(0, code.detach(), Batch(code, weights=weights)), expected)
 
 
 def test_sparsity_moves_the_mean_code_toward_the_target(data):

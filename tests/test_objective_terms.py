@@ -90,6 +90,7 @@ SETTINGS = {
     StackedAutoencoderClassifier: {
         **SUPERVISED,
         "pseudo_label_weight": [{"pseudo_label_weight": 0.5}, {"pseudo_label_weight": 0.5, "consistency_weight": 1.0}],
+        "class_weight": [{"class_weight": "balanced"}, {"class_weight": {0: 3.0}, "pseudo_label_weight": 0.5}],
     },
     StackedAutoencoderRegressor: SUPERVISED,
 }
@@ -163,16 +164,42 @@ CASES = [
 ]
 
 
+# Sample weights reach every term through the rows of a batch: the settings whose terms weigh rows.
+WEIGHTED_CASES = [
+    pytest.param(estimator, setting, id=f"{estimator.__name__}-weighted-{i}")
+    for i, (estimator, setting) in enumerate(
+        [
+            (StackedAutoencoder, {"loss": "bce", "output_activation": "sigmoid", "sparsity": 0.3}),
+            (StackedAutoencoder, {"sparsity": 0.3, "code_activation": "sigmoid", "activation": "logistic"}),
+            (StackedAutoencoderOutlierDetector, {}),
+            (StackedAutoencoderClassifier, {"reconstruction_weight": 0.5, "consistency_weight": 1.0}),
+            (StackedAutoencoderClassifier, {"pseudo_label_weight": 0.5, "class_weight": "balanced"}),
+            (StackedAutoencoderRegressor, {"reconstruction_weight": 0.5, "consistency_weight": 1.0}),
+        ]
+    )
+]
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize(("estimator", "setting"), CASES)
 def test_each_setting_trains_every_term_on_the_hand_derived_step_or_falls_back(estimator, setting):
+    _check_every_phase(estimator, setting)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize(("estimator", "setting"), WEIGHTED_CASES)
+def test_weighted_rows_train_every_term_on_the_hand_derived_step(estimator, setting):
+    _check_every_phase(estimator, setting, sample_weight=np.random.RandomState(0).randint(0, 4, size=96))
+
+
+def _check_every_phase(estimator, setting, sample_weight=None):
     params = {**BASE, **setting}
     if estimator in (StackedAutoencoderClassifier, StackedAutoencoderRegressor):
         params.setdefault("unlabeled_label", -1 if estimator is StackedAutoencoderClassifier else np.nan)
     X, y = _data(estimator)
     check = GradientCheck()
     with listening(check):
-        estimator(**params).fit(X, y)
+        estimator(**params).fit(X, y, sample_weight=sample_weight)
     assert check.steps and set(check.steps) == set(check.checked)
     for name, (step, because) in check.steps.items():
         if step == "hand-derived":

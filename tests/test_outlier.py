@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from check_support import run_check
 from conftest import leave_process_group
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -22,7 +23,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_stackae import StackedAutoencoderOutlierDetector
-from sk_stackae._outlier import default_hidden_layer_sizes, upper_fence
+from sk_stackae._outlier import default_hidden_layer_sizes, upper_fence, weighted_percentile
 
 # The defaults train these 400-row tables in a fraction of a second.
 FAST = {"random_state": 0}
@@ -89,7 +90,8 @@ def test_decision_function_is_score_samples_minus_offset_and_predict_is_its_sign
 def test_auto_threshold_is_tukeys_fence_on_the_rms_training_errors(fitted, planted):
     X, _, _ = planted
     rms_errors = np.sqrt(-fitted.score_samples(X))
-    q1, q3 = np.percentile(rms_errors, [25, 75])
+    # The quartiles of the empirical distribution, which sample weights repeat rows of.
+    q1, q3 = np.percentile(rms_errors, [25, 75], method="inverted_cdf")
     assert fitted.offset_ == pytest.approx(-((q3 + 1.5 * (q3 - q1)) ** 2), rel=1e-6)
 
 
@@ -119,8 +121,20 @@ def test_upper_fence_flags_few_means_of_squares_and_ignores_a_quarter_of_wild_va
 def test_float_contamination_flags_that_share_of_the_training_rows(contamination, planted):
     X, _, _ = planted
     detector = StackedAutoencoderOutlierDetector(contamination=contamination, **FAST).fit(X)
-    assert np.sum(detector.predict(X) == -1) == pytest.approx(contamination * len(X), abs=1)
-    assert detector.offset_ == pytest.approx(np.percentile(detector.score_samples(X), 100 * contamination))
+    scores = np.sort(detector.score_samples(X).astype(np.float64))
+    n_flagged = int(np.ceil(contamination * len(X)))
+    assert np.sum(detector.predict(X) == -1) == n_flagged
+    # Halfway between the last training row flagged and the first that is not.
+    assert detector.offset_ == pytest.approx((scores[n_flagged - 1] + scores[n_flagged]) / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("percent", [5, 25, 50, 90])
+def test_a_weighted_percentile_is_the_percentile_of_the_rows_repeated_as_their_weights_say(percent):
+    rng = np.random.RandomState(0)
+    values, weights = rng.normal(size=40), rng.randint(0, 4, size=40)
+    expected = np.percentile(np.repeat(values, weights), percent, method="inverted_cdf")
+    assert weighted_percentile(values, weights, percent) == expected
+    assert weighted_percentile(values, None, percent) == np.percentile(values, percent, method="inverted_cdf")
 
 
 def test_fit_predict_is_fit_then_predict(planted):
@@ -429,4 +443,4 @@ CHECKED_CONFIGURATIONS = [
 @pytest.mark.filterwarnings("ignore:The code .* is as wide as the input or wider:UserWarning")
 @parametrize_with_checks(CHECKED_CONFIGURATIONS)
 def test_sklearn_compatible_outlier_detector(estimator, check):
-    check(estimator)
+    run_check(estimator, check)

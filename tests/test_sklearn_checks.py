@@ -5,6 +5,7 @@ from functools import partial
 import numpy as np
 import pytest
 import sklearn.utils.estimator_checks as estimator_checks
+from check_support import run_check
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -22,6 +23,10 @@ pytestmark = [
 SMALL = {"batch_size": 16, "device": "cpu"}
 
 CONFIGURATIONS = [
+    # the defaults, as a user first meets the estimator
+    StackedAutoencoder(),
+    # SGD with momentum, full batches
+    StackedAutoencoder((8, 4), optimizer="sgd", learning_rate_init=0.05, pretrain_epochs=2, finetune_epochs=3),
     # deep: three layers, both stages
     StackedAutoencoder((8, 6, 3), pretrain_epochs=2, finetune_epochs=2, **SMALL),
     # shallow: one layer, so pretraining is a single phase
@@ -111,7 +116,7 @@ def _unit_interval_data_for_bce(monkeypatch):
 
 @parametrize_with_checks(CONFIGURATIONS)
 def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
+    run_check(estimator, check)
 
 
 WARM_START = StackedAutoencoder((6, 3), warm_start=True, pretrain_epochs=2, finetune_epochs=2, **SMALL)
@@ -129,7 +134,7 @@ def _check_name(check):
 @parametrize_with_checks([WARM_START])
 def test_sklearn_checks_with_warm_start(estimator, check):
     if _check_name(check) not in REFIT_SAME_INSTANCE:
-        check(estimator)
+        run_check(estimator, check)
         return
     with pytest.raises(AssertionError, match=r"not consistent|Not equal to tolerance"):
         check(estimator)
@@ -139,6 +144,11 @@ def test_sklearn_checks_with_warm_start(estimator, check):
 SUPERVISED = {"batch_size": 16, "device": "cpu", "random_state": 0}
 
 SUPERVISED_CONFIGURATIONS = [
+    # the defaults, as a user first meets the estimators
+    StackedAutoencoderClassifier(random_state=0),
+    StackedAutoencoderRegressor(random_state=0),
+    # full batches, SGD with momentum
+    StackedAutoencoderClassifier((16,), pretrain_epochs=2, finetune_epochs=30, optimizer="sgd", random_state=0),
     # the default stages: greedy pretraining, then the supervised fine-tune
     StackedAutoencoderClassifier((16, 8), pretrain_epochs=2, finetune_epochs=30, **SUPERVISED),
     # a plain perceptron: no pretraining
@@ -210,4 +220,4 @@ SUPERVISED_CONFIGURATIONS = [
 
 @parametrize_with_checks(SUPERVISED_CONFIGURATIONS)
 def test_sklearn_compatible_supervised_estimator(estimator, check):
-    check(estimator)
+    run_check(estimator, check)

@@ -624,7 +624,7 @@ def test_an_autoencoder_and_a_classifier_share_their_parameter_names():
         "unlabeled_label",
     }
     for estimator, own in (
-        (StackedAutoencoderClassifier(), {"pseudo_label_weight"}),
+        (StackedAutoencoderClassifier(), {"pseudo_label_weight", "class_weight"}),
         (StackedAutoencoderRegressor(), set()),
     ):
         assert set(estimator.get_params()) - autoencoder == stages | own
@@ -639,7 +639,7 @@ def test_an_autoencoder_and_a_classifier_share_their_parameter_names():
     [
         (np.full(40, -1), {"unlabeled_label": -1}, "Every row of y is unlabeled"),
         (np.array(["a", "b", "-1", "a"] * 10), {"unlabeled_label": -1}, "holds the string '-1' while unlabeled_label"),
-        (np.arange(40).reshape(20, 2), {}, "Multilabel and multi-output targets are not supported"),
+        (np.arange(80).reshape(40, 2), {}, "A 2-D y must be a multilabel indicator"),
         (np.arange(30), {}, "X has 40 rows but y has 30"),
         (None, {}, "requires y to be passed"),
         (np.linspace(0, 1, 40), {}, "Unknown label type"),

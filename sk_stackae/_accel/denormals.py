@@ -4,9 +4,8 @@ Where a parameter's gradient becomes exactly zero and stays so (the weights
 into a ReLU unit that no longer fires), Adam's first moment decays by
 ``beta1`` every step until, some 700 steps later, it is a denormal float for
 the next 150 or so, and arithmetic on denormals is an order of magnitude
-slower on x86 CPUs. Measured on the MNIST autoencoder
-(``benchmarks/step_alternatives.py``): 455,730 denormal moments after 1,300
-steps and 27.3 ms a step, against none and 23.1 ms with denormals flushed.
+slower on x86 CPUs (``benchmarks/step_alternatives.py --keep-denormals``
+measures what that costs a step; see "How it is fast" in the documentation).
 Flushed, such a moment becomes zero instead, having moved its weight by less
 than 1e-30.
 

@@ -196,7 +196,7 @@ class FastStep:
                     inputs, pre_activation, code, mask = saved
                     # The penalty acts on the code before dropout: its
                     # gradient joins after the mask.
-                    grad = (grad if mask is None else grad.mul_(mask)).add_(penalty.gradient(i, code))
+                    grad = (grad if mask is None else grad.mul_(mask)).add_(penalty.gradient(i, code, batch))
                     saved = (inputs, pre_activation, code, None)
                 needs_input = i > 0 and self.trunk_trains_from[i - 1]
                 grad = self._layer_backward(self.trunk[i], saved, grad, written, needs_input)

@@ -6,9 +6,7 @@ import torch
 
 # A CPU step of fewer floating-point operations than this runs faster on one
 # thread than on two: the second thread's share of the work is smaller than
-# what handing it over costs. Measured on a 2-core Xeon, full fits of
-# autoencoders at batch 256: 7.9 MFLOP per step, one thread 17 % faster;
-# 31 MFLOP, even; 113 MFLOP and up, two threads 36 to 63 % faster.
+# what handing it over costs (benchmarks/profile_step.py times both counts).
 _ONE_THREAD_BELOW_FLOPS = 25e6
 
 
