@@ -34,6 +34,16 @@ from ._optim import OPTIMIZERS, optimizer_from_numpy, optimizer_saved_in_format_
 from ._progress import make_progress
 from ._warnings import warn_at_caller
 
+# Where the documentation is published: the HTML repr of every estimator
+# links to its API page there, as scikit-learn's estimators link to theirs.
+DOCUMENTATION_URL = "https://sk-stackae.github.io/sk-stackae/"
+
+
+def _api_page(estimator):
+    """The parameters of ``_doc_link_template``: the public name of the estimator's class."""
+    return {"estimator_name": type(estimator).__name__}
+
+
 # Version of what __getstate__ writes; raise it when an older reader could
 # not make sense of the new layout.
 _PICKLE_FORMAT = 2
@@ -90,6 +100,10 @@ class BaseStackedAutoencoder(BaseEstimator):
 
     _main_stage = None
 
+    _doc_link_module = "sk_stackae"
+    _doc_link_template = DOCUMENTATION_URL + "generated/sk_stackae.{estimator_name}.html"
+    _doc_link_url_param_generator = _api_page
+
     # ------------------------------------------------------------------ fit
 
     def _fit(self, X, y=None, *, incremental, classes=None, sample_weight=None):
@@ -135,6 +149,7 @@ class BaseStackedAutoencoder(BaseEstimator):
                 stages=self._stages(continuing, incremental),
                 validation_fraction=self.validation_fraction,
                 incremental=incremental,
+                start_from=None if continuing else self._start_from(),
             )
             previous = FittedState(self.network_, getattr(self, "_optimizer", None)) if continuing else None
             result = fit_network(
@@ -169,6 +184,10 @@ class BaseStackedAutoencoder(BaseEstimator):
         """
         return None
 
+    def _start_from(self):
+        """A trained network whose autoencoder a fresh fit starts from; None by default."""
+        return None
+
     def _n_outputs(self, fitted):
         """Width of the prediction head (from ``fitted``, else the fitted estimator); None without one."""
         return None
@@ -183,6 +202,7 @@ class BaseStackedAutoencoder(BaseEstimator):
         self.__dict__.update(fitted)
         n_layers = result.network.n_layers
         self.network_ = result.network
+        self.hidden_layer_sizes_ = result.network.config["hidden_layer_sizes"]
         self.device_ = device
         early_stopping = self._early_stopping(incremental)
         pretraining = result.results_of(GreedyPretraining)
@@ -235,7 +255,7 @@ class BaseStackedAutoencoder(BaseEstimator):
         weighed alike).
         """
         hidden_layer_sizes = self._check_hyperparameters()
-        X = _as_float_input(validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=reset))
+        X = _as_float_input(validate_data(self, X, accept_sparse="csr", dtype=_float_dtypes(X), reset=reset))
         self._check_value_range(X)
         return X, hidden_layer_sizes, _checked_sample_weight(sample_weight, X)
 
@@ -381,9 +401,13 @@ class BaseStackedAutoencoder(BaseEstimator):
                 )
         return tuple(int(size) for size in sizes)
 
+    def _reconstruction(self):
+        """``(loss, output_activation)`` of the reconstruction that the network is trained on."""
+        return self.loss, self.output_activation
+
     def _check_value_range(self, X):
         """Binary cross-entropy is defined for targets in [0, 1] only."""
-        if self.loss != "bce":
+        if self._reconstruction()[0] != "bce":
             return
         values = X.data if sp.issparse(X) else X
         if values.size == 0:
@@ -403,7 +427,7 @@ class BaseStackedAutoencoder(BaseEstimator):
     def _validate_inference_input(self, X):
         """``X`` checked against the fit, in the float dtype that inference computes in."""
         check_is_fitted(self)
-        return _as_float_input(validate_data(self, X, accept_sparse="csr", dtype=FLOAT_DTYPES, reset=False))
+        return _as_float_input(validate_data(self, X, accept_sparse="csr", dtype=_float_dtypes(X), reset=False))
 
     def _inference_network(self, dtype):
         """The fitted network, computing in ``dtype``.
@@ -423,6 +447,12 @@ class BaseStackedAutoencoder(BaseEstimator):
     def _map_rows(self, function, X, width):
         batch_size = inference_batch_size(self.network_.widths, int(self.batch_size))
         return map_row_batches(function, X, batch_size=batch_size, device=self.device_, width=width, dtype=X.dtype)
+
+    def _reconstructions(self, X):
+        """The network's reconstruction of every row of ``X``, in ``X``'s units (for the Displays)."""
+        X = self._validate_inference_input(X)
+        network = self._inference_network(X.dtype)
+        return self._map_rows(network, X, self.n_features_in_)
 
     def _codes(self, X):
         """The codes of validated ``X``: the output of the last encoder layer, in ``X``'s dtype."""
@@ -518,6 +548,22 @@ def _check_validation_split(validation_fraction, n_samples):
             f"{'none to validate on' if n_validation < 1 else 'none to train on'}. "
             "Use more samples, another validation_fraction, or early_stopping=False."
         )
+
+
+def _float_dtypes(X):
+    """The dtypes validation may give ``X``: float32 first for float32 input of any container.
+
+    numpy arrays and pandas frames keep float32 through scikit-learn's
+    validation by themselves; polars frames and torch tensors come back as
+    float64 unless float32 is asked for.
+    """
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None and str(dtype) in ("float32", "torch.float32"):
+        return np.float32
+    dtypes = getattr(X, "dtypes", None)
+    if isinstance(dtypes, list) and dtypes and all(str(column) == "Float32" for column in dtypes):
+        return np.float32  # a polars frame whose every column is Float32
+    return FLOAT_DTYPES
 
 
 def _as_float_input(X):

@@ -190,6 +190,26 @@ class EarlyStopping(Callback):
             torch_private.copy_all_(trainer.parameters, self.best_weights)
 
 
+class TrimmingWarmUp(Callback):
+    """Turns the trimming of a :class:`~sk_stackae._losses.TrimmedReconstructionError` on from ``from_epoch``.
+
+    (Epochs are counted from 1.)
+
+    Until then every row counts: the errors of a network that has not yet
+    learnt the rows' structure say nothing about which rows break it.
+    """
+
+    def __init__(self, error, from_epoch):
+        self.error = error
+        self.from_epoch = from_epoch
+
+    def phase_started(self, trainer):
+        self.error.trimming = self.from_epoch <= 1
+
+    def epoch_ended(self, trainer, record):
+        self.error.trimming = record.epoch + 1 >= self.from_epoch
+
+
 def _lower_rate(optimizer):
     """Divide every group's learning rate by the adaptive factor; False when it is already the smallest."""
     if max(group["lr"] for group in optimizer.param_groups) <= _ADAPTIVE_SMALLEST_RATE:
@@ -272,7 +292,7 @@ def callbacks_for(phase, options, *, incremental=False):
     ``partial_fit``, whose optimiser goes on to the next call) keeps its
     learning rate.
     """
-    callbacks = []
+    callbacks = list(phase.callbacks)
     if phase.average_from_epoch is not None:
         callbacks.append(WeightAverage(phase.parameters, phase.average_from_epoch))
     validating = options.early_stopping and phase.validation_indices is not None

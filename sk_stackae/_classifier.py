@@ -132,6 +132,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         self,
         hidden_layer_sizes=(256, 64),
         *,
+        pretrained=None,
         activation="relu",
         code_activation=None,
         output_activation="identity",
@@ -172,6 +173,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         warm_start=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.pretrained = pretrained
         self.activation = activation
         self.code_activation = code_activation
         self.output_activation = output_activation

@@ -22,21 +22,23 @@ change.
 """
 
 import copy
-import math
-from contextlib import contextmanager
+import itertools
 from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 import torch
 
+from ._callbacks import TrimmingWarmUp
 from ._data import TensorRows, cache_codes, column_means, inference_batch_size, training_rows
 from ._distributed import SingleProcess
 from ._listeners import Listeners
 from ._loop import Phase, train_phase, weighted_batch_rows
-from ._losses import Noise, Objective, ReconstructionError, SparsityPenalty
+from ._losses import Noise, Objective, ReconstructionError, SparsityPenalty, TrimmedReconstructionError
+from ._memory import out_of_memory_explained
 from ._network import build_network
 from ._optim import continue_optimizer
+from ._splits import random_split, stratified_split
 from ._tasks import ReconstructionScore, Teacher, VirtualAdversarialPerturbation
 
 FINETUNE_NAME = "finetune"
@@ -108,15 +110,26 @@ class Finetune:
         Reconstruction loss.
     output_activation : str
         Activation of the reconstruction.
+    trim_fraction : float, default=0.0
+        After a warm-up of the first quarter of the epochs, each batch
+        leaves out this share of its rows, those it reconstructs worst
+        (:class:`~sk_stackae._losses.TrimmedReconstructionError`); 0 trains
+        on every row.
     """
 
     epochs: int
     loss: str
     output_activation: str
+    trim_fraction: float = 0.0
 
     def run(self, fit):
         network = fit.network
-        error = ReconstructionError(self.loss, self.output_activation)
+        callbacks = ()
+        if self.trim_fraction > 0:
+            error = TrimmedReconstructionError(self.loss, self.output_activation, keep=1.0 - self.trim_fraction)
+            callbacks = (TrimmingWarmUp(error, from_epoch=self.epochs // 4 + 1),)
+        else:
+            error = ReconstructionError(self.loss, self.output_activation)
         phase = Phase(
             name=FINETUNE_NAME,
             # The encoder and the decoder: a prediction head plays no part in
@@ -128,6 +141,7 @@ class Finetune:
             rows=fit.rows,
             weights=fit.weights,
             epochs=self.epochs,
+            callbacks=callbacks,
             **fit.split_on(fit.rows),
         )
         fit.train(self, phase)
@@ -250,12 +264,17 @@ class FitPlan:
     incremental : bool, default=False
         Whether the optimiser carries on from the fitted state and is handed
         back (``partial_fit``); otherwise each phase starts a new one.
+    start_from : StackedAutoencoderNetwork or None, default=None
+        A trained autoencoder whose encoder and decoder a fresh network
+        starts with (copied, never changed); its architecture must be the
+        plan's, but for the head.
     """
 
     architecture: dict
     stages: tuple
     validation_fraction: float | None = None
     incremental: bool = False
+    start_from: object = None
 
 
 @dataclass
@@ -347,32 +366,6 @@ def objective_for(options, terms, code_activations, perturbation=None):
     )
 
 
-# ----------------------------------------------------------------- errors
-
-
-def is_out_of_memory(error):
-    """Whether ``error`` is torch's or the allocator's way of saying memory ran out."""
-    if isinstance(error, torch.OutOfMemoryError | MemoryError):
-        return True
-    message = str(error)
-    return "can't allocate memory" in message or "not enough memory" in message
-
-
-@contextmanager
-def out_of_memory_explained(device, doing, size, advice):
-    """Re-raise running out of memory in the block as an error that says where, how big, and what to change."""
-    try:
-        yield
-    except (RuntimeError, MemoryError) as error:
-        if not is_out_of_memory(error):
-            raise
-        text = str(error).strip()
-        first_line = text.splitlines()[0] if text else type(error).__name__
-        message = f"Out of memory on {device} while {doing}, with {size}: {first_line}. To fit, {advice}."
-        explained = type(error)(message) if isinstance(error, torch.OutOfMemoryError) else MemoryError(message)
-        raise explained from error
-
-
 # ------------------------------------------------------------------- fit
 
 
@@ -444,11 +437,25 @@ class _Fit:
 
     def start(self, X, previous, targets=None, weights=None):
         if previous is None:
-            network = build_network(self.plan.architecture)
+            widths = (self.plan.architecture["n_features"], *self.plan.architecture["hidden_layer_sizes"])
+            n_weights = 2 * sum(a * b for a, b in itertools.pairwise(widths))
+            with out_of_memory_explained(
+                "cpu",
+                "allocating the network",
+                f"layers {'-'.join(map(str, widths))} ({n_weights:,} weights)",
+                "use narrower hidden_layer_sizes",
+            ):
+                network = build_network(self.plan.architecture)
             # Initialised on the CPU from our own generator, then moved: the
             # same seed gives the same starting weights on every device.
             network.reset_parameters(self.generator)
-            network, optimizer = network.to(self.device, self.options.dtype), None
+            with out_of_memory_explained(
+                self.device,
+                "moving the network to the device",
+                f"{n_weights:,} weights",
+                "use narrower hidden_layer_sizes",
+            ):
+                network, optimizer = network.to(self.device, self.options.dtype), None
         else:
             network, optimizer = self._continued(previous)
         self.replicas.broadcast_parameters(network.parameters())
@@ -471,10 +478,12 @@ class _Fit:
             self.head_started = previous is not None
         if self.options.early_stopping:
             if targets is None:
-                self.split = self._validation_split(self.rows.n_rows)
+                self.split = random_split(self.rows.n_rows, self.plan.validation_fraction, self.generator)
             else:
-                self.split = self._stratified_split(targets.groups)
-        if previous is None and not any(isinstance(stage, GreedyPretraining) for stage in self.plan.stages):
+                self.split = stratified_split(targets.groups, self.plan.validation_fraction, self.generator)
+        if previous is None and self.plan.start_from is not None:
+            network.load_autoencoder_from(self.plan.start_from)
+        elif previous is None and not any(isinstance(stage, GreedyPretraining) for stage in self.plan.stages):
             # No pretraining phase will start the reconstruction at the mean.
             self.start_reconstruction_at_mean(0, self.rows)
 
@@ -487,28 +496,6 @@ class _Fit:
             optimizer = None  # its state holds the old precision; start afresh in the new one
         network, optimizer = copy.deepcopy((previous.network, optimizer))
         return network.to(self.device, self.options.dtype), optimizer
-
-    def _validation_split(self, n_rows):
-        """Indices of the training and the held-out rows, for early stopping."""
-        n_validation = math.ceil(self.plan.validation_fraction * n_rows)
-        order = torch.randperm(n_rows, generator=self.generator)
-        return order[n_validation:], order[:n_validation]
-
-    def _stratified_split(self, groups):
-        """Like :meth:`_validation_split`, drawn group by group: each class (or the unlabeled rows) alike.
-
-        Every group holds out about ``validation_fraction`` of its rows, at
-        least one row of every group with two or more, so that a supervised
-        stage validates on labeled rows of every class.
-        """
-        train, validation = [], []
-        for group in np.unique(groups):
-            members = torch.from_numpy(np.flatnonzero(groups == group))
-            order = members[torch.randperm(len(members), generator=self.generator)]
-            n_validation = min(len(members) - 1, math.ceil(self.plan.validation_fraction * len(members)))
-            validation.append(order[:n_validation])
-            train.append(order[n_validation:])
-        return torch.cat(train), torch.cat(validation)
 
     def labeled_split(self):
         """The labeled training rows and the labeled validation rows (None without early stopping)."""

@@ -22,7 +22,10 @@ class ReconstructionStages:
     def _stages(self, continuing, incremental):
         """The stages of this call: pretraining and the fine-tune, or the fine-tune alone when continuing."""
         finetune = Finetune(
-            epochs=1 if incremental else self.finetune_epochs, loss=self.loss, output_activation=self.output_activation
+            epochs=1 if incremental else self.finetune_epochs,
+            loss=self.loss,
+            output_activation=self.output_activation,
+            trim_fraction=self._trim_fraction(),
         )
         if continuing or incremental:
             return (finetune,)
@@ -32,6 +35,10 @@ class ReconstructionStages:
         if self.finetune_epochs > 0:
             stages.append(finetune)
         return tuple(stages)
+
+    def _trim_fraction(self):
+        """The share of each batch's rows that the fine-tune leaves out (the detector's trimmed loss); 0 here."""
+        return 0.0
 
     def _check_epochs(self, continuing):
         """Check that a call of fit has something to train."""

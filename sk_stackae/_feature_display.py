@@ -169,9 +169,11 @@ class FeatureDisplay:
 
         Parameters
         ----------
-        estimator : StackedAutoencoder or Pipeline
-            The fitted autoencoder, or a fitted pipeline with one
-            autoencoder step (whatever comes after it is not used).
+        estimator : estimator of this package, or Pipeline
+            A fitted :class:`~sk_stackae.StackedAutoencoder`, classifier,
+            regressor or outlier detector (whose network reads standardised
+            columns), or a fitted pipeline with one such step (whatever
+            comes after it is not used).
 
         X : {array-like, sparse matrix} of shape (n_samples, n_features), default=None
             Data as ``estimator`` takes it (a pipeline's steps before the

@@ -129,6 +129,9 @@ class Phase:
         (stochastic weight averaging); with early stopping, the mean is what
         is validated once it exists. None: the phase ends with its last
         weights.
+    callbacks : tuple of Callback, default=()
+        The phase's own epoch callbacks (a term's warm-up, say), acting
+        before those that the options ask for.
     """
 
     name: str
@@ -143,6 +146,7 @@ class Phase:
     train_indices: torch.Tensor | None = None
     validation_indices: torch.Tensor | None = None
     average_from_epoch: int | None = None
+    callbacks: tuple = ()
 
     def batch(self, indices):
         """The :class:`~sk_stackae._losses.Batch` of the rows at ``indices``."""
@@ -351,9 +355,9 @@ class PhaseTrainer:
 
     def train(self):
         try:
-            self.listener.phase_started(self.phase)
             for callback in self.callbacks:
                 callback.phase_started(self)
+            self.listener.phase_started(self.phase)
             with (
                 matmul_precision(self.options.precision, self.rows.device),
                 denormals_flushed(self.rows.device),

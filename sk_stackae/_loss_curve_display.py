@@ -175,13 +175,18 @@ class LossCurveDisplay:
 
     @classmethod
     def from_estimator(cls, estimator, *, ax=None, yscale="log"):
-        """Plot the loss curves of a fitted :class:`~sk_stackae.StackedAutoencoder`.
+        """Plot the loss curves of a fitted estimator of this package.
+
+        The greedy phases' curves, then the main stage's: the fine-tune of
+        :class:`~sk_stackae.StackedAutoencoder` and of the detector, the
+        supervised fine-tune of the classifier and the regressor.
 
         Parameters
         ----------
-        estimator : StackedAutoencoder or Pipeline
-            The fitted autoencoder, or a fitted pipeline with one
-            autoencoder step.
+        estimator : estimator of this package, or Pipeline
+            A fitted :class:`~sk_stackae.StackedAutoencoder`, classifier,
+            regressor or outlier detector, or a fitted pipeline with one
+            such step.
 
         ax : matplotlib Axes, default=None
             Axes to plot on. None creates a new figure and axes.

@@ -161,6 +161,59 @@ class ReconstructionError(Term):
         return self.feature_errors(pre_activation, clean).mean(dim=1)
 
 
+# Relative width of a tie at a trimming threshold: above float32 rounding.
+_TIES = 1e-5
+
+
+class TrimmedReconstructionError(ReconstructionError):
+    """A reconstruction error that, while ``trimming``, leaves out each batch's rows with the largest errors.
+
+    The rows whose error is above the ``keep`` quantile of their batch's
+    (the rows weighed by their sample weights, an inverted-CDF quantile)
+    weigh 0 in that step: the network stops fitting the rows it
+    reconstructs worst, which among a detector's training rows are the
+    likeliest outliers (a trimmed, robust autoencoder). The choice of rows
+    is a constant for the gradient. :class:`~sk_stackae._callbacks.TrimmingWarmUp`
+    turns the trimming on after a warm-up, once the errors mean something.
+
+    Parameters
+    ----------
+    kind, activation, weight
+        As for :class:`ReconstructionError`.
+    keep : float
+        The share of each batch's (weighted) rows that counts.
+    """
+
+    def __init__(self, kind, activation, keep, weight=1.0):
+        super().__init__(kind, activation, weight)
+        self.keep = keep
+        self.trimming = False
+
+    @torch.no_grad()
+    def _kept(self, pre_activation, batch):
+        """The batch with the rows above the ``keep`` quantile of its errors weighing 0."""
+        errors = self.training_errors(pre_activation, batch.clean).mean(dim=1)
+        weights = torch.ones_like(errors) if batch.weights is None else batch.weights.to(errors.dtype)
+        order = torch.argsort(errors)
+        cumulative = torch.cumsum(weights[order], dim=0)
+        # The relative tolerance absorbs the rounding of the cumulative sums.
+        target = (cumulative[-1] * (self.keep * (1 - 1e-12))).reshape(1)
+        last = torch.searchsorted(cumulative, target).clamp_(max=len(errors) - 1)
+        # Within rounding of the threshold counts as at it: copies of one row may round apart.
+        threshold = errors[order][last] * (1 + _TIES)
+        return Batch(batch.clean, batch.target, weights * (errors <= threshold), batch.cache)
+
+    def value(self, pre_activation, batch):
+        if self.trimming:
+            batch = self._kept(pre_activation, batch)
+        return super().value(pre_activation, batch)
+
+    def value_and_gradient(self, pre_activation, batch):
+        if self.trimming:
+            batch = self._kept(pre_activation, batch)
+        return super().value_and_gradient(pre_activation, batch)
+
+
 def full_precision(tensor):
     """``tensor`` in float32 if autocast left it in a half-precision dtype; as it is otherwise."""
     return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor

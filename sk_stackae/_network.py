@@ -274,6 +274,12 @@ class StackedAutoencoderNetwork(nn.Module):
         layer.bias.copy_(inverse(target_mean.to(layer.bias)))
 
     @torch.no_grad()
+    def load_autoencoder_from(self, trained):
+        """Copy the encoder's and the decoder's parameters of ``trained`` (a network of the same widths)."""
+        for own, theirs in zip(self.autoencoder_parameters(), trained.autoencoder_parameters(), strict=True):
+            own.copy_(theirs)
+
+    @torch.no_grad()
     def start_head_at(self, target_mean):
         """Make the head output ``target_mean`` for any input: zero weights, the mean as bias."""
         self.head.weight.zero_()

@@ -157,22 +157,32 @@ class NetworkNodes:
         """The prediction head's scores on ``codes``."""
         return self.dense(self.network.head, codes)
 
-    def negative_reconstruction_errors(self, inputs, codes, loss):
-        """Minus each row's reconstruction error, as a column: what ``score_samples`` returns.
+    def feature_errors(self, inputs, codes, loss):
+        """The error of every feature of every row: what ``feature_errors`` returns.
 
-        The error is the mean over the features of the squared error
-        (``loss="mse"``) or of the relative entropy (``loss="bce"``: the
-        binary cross-entropy of the logits less the input's own entropy).
+        The squared error (``loss="mse"``) or the relative entropy
+        (``loss="bce"``: the binary cross-entropy of the logits less the
+        input's own entropy) of the reconstruction of ``codes``.
         """
         logits = self.reconstruction_pre_activation(codes)
         if loss == "bce":
-            errors = self._relative_entropy(logits, inputs)
-        else:
-            difference = self.node("Sub", self.activation(self.network.decoder_activation_names[0], logits), inputs)
-            errors = self.node("Mul", difference, difference)
+            return self._relative_entropy(logits, inputs)
+        difference = self.node("Sub", self.activation(self.network.decoder_activation_names[0], logits), inputs)
+        return self.node("Mul", difference, difference)
+
+    def negative_reconstruction_errors(self, inputs, codes, loss):
+        """Minus each row's reconstruction error (the mean of its feature errors), as a column."""
         # One product by a column of -1/n_features: each row's mean, negated.
         n_features = self.network.widths[0]
-        return self.node("MatMul", errors, self.initializer(np.full((n_features, 1), -1.0 / n_features), "minus_mean"))
+        return self.node(
+            "MatMul",
+            self.feature_errors(inputs, codes, loss),
+            self.initializer(np.full((n_features, 1), -1.0 / n_features), "minus_mean"),
+        )
+
+    def row_sums(self, values, weights, name):
+        """Each row's sum of ``values`` times ``weights`` (one per column), as a column."""
+        return self.node("MatMul", values, self.initializer(np.asarray(weights)[:, None], name))
 
     def _relative_entropy(self, logits, targets):
         """Elementwise binary cross-entropy of ``logits`` against ``targets`` less the targets' entropy.
@@ -309,15 +319,36 @@ def calculate_detector_output_shapes(operator):
 
 
 def convert_detector(scope, operator, container):
-    """``predict`` (``label``: +1 or -1) and ``decision_function`` (``scores``), as for IsolationForest."""
+    """``predict`` (``label``: +1 or -1) and ``decision_function`` (``scores``), as for IsolationForest.
+
+    The graph computes in float64 whatever its input, as the detector does
+    (:meth:`~StackedAutoencoderOutlierDetector.score_samples`), and casts the
+    scores back to the input's dtype: the two views of every row
+    (:mod:`sk_stackae._outlier_views`), each a cube root on a robust
+    z-scale, and minus the larger of them.
+    """
     model = operator.raw_operator
-    nodes = _network_nodes(scope, operator, container)
-    inputs = operator.inputs[0].full_name
+    nodes = NetworkNodes(scope, container, model.network_, TensorProto.DOUBLE)
+    inputs = nodes.node("Cast", operator.inputs[0].full_name, to=TensorProto.DOUBLE)
     if model.scale_ is not None:
         centred = nodes.node("Sub", inputs, nodes.initializer(model.center_, "center"))
         inputs = nodes.node("Div", centred, nodes.initializer(model.scale_, "scale"))
-    scores = nodes.negative_reconstruction_errors(inputs, nodes.encode(inputs), model.loss)
-    decision = nodes.node("Sub", scores, nodes.scalar(model.offset_), output=operator.outputs[1].full_name)
+    codes = nodes.encode(inputs)
+    errors = nodes.feature_errors(inputs, codes, model.loss)
+    views = [nodes.row_sums(errors, 1.0 / model.error_scale_, "inverse_error_scale")]
+    if model.code_mean_ is not None:
+        deviations = nodes.node("Sub", codes, nodes.initializer(model.code_mean_, "code_mean"))
+        precise = nodes.node("MatMul", deviations, nodes.initializer(model.code_precision_, "code_precision"))
+        views.append(nodes.row_sums(nodes.node("Mul", precise, deviations), np.ones(len(model.code_mean_)), "ones"))
+    z_scores = []
+    for view, center, scale in zip(views, model.score_center_, model.score_scale_, strict=True):
+        root = nodes.node("Pow", nodes.node("Max", view, nodes.scalar(0.0)), nodes.scalar(1.0 / 3.0))
+        z_scores.append(
+            nodes.node("Div", nodes.node("Sub", root, nodes.scalar(float(center))), nodes.scalar(float(scale)))
+        )
+    outlier_scores = z_scores[0] if len(z_scores) == 1 else nodes.node("Max", *z_scores)
+    decision = nodes.node("Sub", nodes.node("Neg", outlier_scores), nodes.scalar(float(model.offset_)))
+    nodes.node("Cast", decision, output=operator.outputs[1].full_name, to=guess_proto_type(operator.inputs[0].type))
     outlier = nodes.node("Less", nodes.node("Reshape", decision, nodes.shape_initializer([-1])), nodes.scalar(0.0))
     labels = nodes.node(
         "Where", outlier, nodes.int64_initializer([-1], "outlier"), nodes.int64_initializer([1], "inlier")

@@ -1,17 +1,16 @@
-"""StackedAutoencoderOutlierDetector: the rows that the autoencoder reconstructs badly are the outliers.
+"""StackedAutoencoderOutlierDetector: the rows the autoencoder reconstructs badly, or codes apart, are the outliers.
 
-The detector trains the same stack as :class:`~sk_stackae.StackedAutoencoder`
-(greedy pretraining on cached codes, then the fine-tune), on columns it
-standardises itself, and reads scikit-learn's detector API off the
-reconstruction errors: ``score_samples``, a threshold ``offset_`` taken
-from the training rows' errors, ``decision_function``, ``predict`` and
+The detector trains the same stack as :class:`~sk_stackae.StackedAutoencoder`,
+on columns it standardises itself, with a trimmed loss that stops fitting the
+rows it reconstructs worst, and reads scikit-learn's detector API off two
+views of every row (:mod:`sk_stackae._outlier_views`): ``score_samples``, a
+threshold ``offset_``, ``decision_function``, ``predict`` and
 ``fit_predict``, and the error of every feature of every row.
 """
 
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 from sklearn.base import OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -19,92 +18,37 @@ from ._base import BaseStackedAutoencoder
 from ._device import resolve_device
 from ._distributed import replicas_for
 from ._estimator import ReconstructionStages
-from ._losses import ReconstructionError
+from ._outlier_scoring import OutlierScoring
 from ._scaling import column_scaling, standardised
-
-# Tukey's fence: a value more than 1.5 interquartile ranges above the upper
-# quartile is "far out". On normally distributed values it lies 2.70
-# standard deviations above the mean, beyond which 0.35 % of them lie.
-_TUKEY_FENCE = 1.5
 
 
 def default_hidden_layer_sizes(n_features):
-    """The widths of ``hidden_layer_sizes="auto"``: a layer as wide as the input, then a code of ``sqrt(n_features)``.
+    """The widths of ``hidden_layer_sizes="auto"``: ``(h1, h2, k)`` from the number of features ``d``.
 
-    The first layer has room for nonlinear features of the input (as the
-    outer layers of replicator networks, Hawkins et al., 2002); the code is
-    well below the input width from three features on, so the network
-    cannot learn to copy its input. ``sqrt(784) = 28`` is close to the 30
-    code units of Hinton & Salakhutdinov (2006) for MNIST.
+    The code has ``k = round(sqrt(d))`` units, well below the input width
+    from three features on, so that the network cannot copy its input; the
+    first layer ``h1 = min(64, 2 d)`` (at least ``k + 1``) has room for
+    nonlinear features of small tables and stays cheap for wide ones, and
+    the second sits halfway, ``h2 = (h1 + k) // 2`` (at least ``k + 1``).
+    E.g. 9 features: ``(18, 10, 3)``; 21: ``(42, 23, 5)``; 274: ``(64, 40,
+    17)``.
     """
-    return (n_features, max(1, round(n_features**0.5)))
+    code = max(1, round(n_features**0.5))
+    first = max(code + 1, min(64, 2 * n_features))
+    return (first, max(code + 1, (first + code) // 2), code)
 
 
-def weighted_percentile(values, weights, percent):
-    """The ``percent`` percentile of ``values`` whose rows count as their ``weights`` (all 1 for None).
+class StackedAutoencoderOutlierDetector(OutlierMixin, OutlierScoring, ReconstructionStages, BaseStackedAutoencoder):
+    """Outlier detection by a deep stacked autoencoder: its reconstruction error and its code.
 
-    The inverted empirical distribution function (numpy's
-    ``method="inverted_cdf"``): the smallest value whose share of the total
-    weight at or below it reaches ``percent`` %. With integer weights it is
-    that percentile of the values repeated as often as their weights say.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if weights is not None:
-        # Rows of weight 0 count for nothing, as if they were not there.
-        weights = np.asarray(weights, dtype=np.float64)
-        values, weights = values[weights > 0], weights[weights > 0]
-    else:
-        weights = np.ones_like(values)
-    order = np.argsort(values, kind="stable")
-    cumulative = np.cumsum(weights[order])
-    # The relative tolerance absorbs the rounding of the cumulative sums.
-    target = percent / 100.0 * cumulative[-1] * (1 - 1e-12)
-    index = min(int(np.searchsorted(cumulative, target, side="left")), len(values) - 1)
-    return float(values[order][index])
-
-
-def threshold_below(scores, weights, percent):
-    """A threshold with ``percent`` % of the (weighted) ``scores`` at or below it, halfway to the next score.
-
-    :func:`weighted_percentile` gives the score of the last row flagged;
-    the threshold lies halfway between it and the next higher score, so
-    that no training row sits on it and rounding cannot move a row across.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    last_flagged = weighted_percentile(scores, weights, percent)
-    if weights is not None:
-        scores = scores[np.asarray(weights) > 0]
-    above = scores[scores > last_flagged]
-    return last_flagged if above.size == 0 else float((last_flagged + above.min()) / 2)
-
-
-def upper_fence(errors, weights=None):
-    """Tukey's upper fence on the square roots of ``errors``, mapped back to errors.
-
-    ``(Q3 + 1.5 * (Q3 - Q1)) ** 2`` where Q1 and Q3 are the quartiles of
-    ``sqrt(errors)``: the boxplot rule on the root-mean-square errors. A
-    mean squared error is skewed to the right like a chi-square variable;
-    its square root is close to normal from a few degrees of freedom on
-    (Fisher's approximation), where the fence lies 2.70 standard deviations
-    above the mean and 0.35 % of the values beyond it. Quartiles barely
-    move while fewer than a quarter of the errors are outliers, so no labels
-    and no contamination rate are needed.
-    """
-    roots = np.sqrt(np.maximum(errors, 0.0))
-    lower_quartile, upper_quartile = (weighted_percentile(roots, weights, q) for q in (25, 75))
-    return float((upper_quartile + _TUKEY_FENCE * (upper_quartile - lower_quartile)) ** 2)
-
-
-class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, BaseStackedAutoencoder):
-    """Outlier detection by the reconstruction error of a deep stacked autoencoder.
-
-    The detector trains a stacked autoencoder on ``X`` as
-    :class:`StackedAutoencoder` does (greedy layer-wise pretraining on cached
-    codes, then the joint fine-tune) and ranks rows by how badly it
-    reconstructs them: an autoencoder with a narrow code learns the
-    structure that most rows share, and cannot reproduce what breaks it. It
-    follows scikit-learn's detector API, as
-    :class:`~sklearn.ensemble.IsolationForest` and
+    The detector trains a stacked autoencoder on ``X`` (the joint
+    fine-tune; greedy pretraining optional) and ranks rows by two views:
+    how badly the network reconstructs them, and how far their codes lie
+    from the typical rows' codes. An autoencoder with a narrow code learns
+    the structure that most rows share, and cannot reproduce what breaks
+    it; outliers that form a group of their own among the training rows may
+    get learnt, but their codes still sit apart. It follows scikit-learn's
+    detector API, as :class:`~sklearn.ensemble.IsolationForest` and
     :class:`~sklearn.neighbors.LocalOutlierFactor` (``novelty=True``) do:
     :meth:`score_samples` is higher for more normal rows, ``offset_`` is the
     threshold, :meth:`decision_function` is ``score_samples - offset_``
@@ -122,23 +66,29 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
     every row it scores. With ``standardize=False`` the errors are in the
     units of ``X``.
 
-    **The threshold.** With a float ``contamination``, ``offset_`` is that
-    quantile of the training rows' scores, so that this share of them is
-    flagged. With ``contamination="auto"``, the threshold is the boxplot
-    rule on the root-mean-square errors: a row is an outlier when its RMS
-    reconstruction error (with ``standardize=True``: the typical error of
-    one of its columns, in that column's standard deviations) lies beyond
-    Tukey's upper fence of the training rows' RMS errors, ``Q3 + 1.5 * (Q3
-    - Q1)`` with Q1 and Q3 their quartiles. It needs no label and no guess
-    of the outlier rate, and outliers among the training rows move it
-    little while they are fewer than a quarter of them. The square root of
-    a mean of squared errors is close to normal, where the fence flags
-    0.35 % of the values. Real errors have heavier tails, the more so where
-    the network fits the normal rows unevenly: expect from none to several
-    percent of the normal training rows flagged (see the User Guide), and
-    more among rows the network
-    did not train on, whose errors are somewhat larger. Where the share of
-    outliers is known, a float ``contamination`` is the better threshold.
+    **Training.** After the first quarter of the fine-tune's epochs, each
+    batch leaves out the share ``trim_fraction`` of its rows that the
+    network reconstructs worst: the likeliest outliers stop shaping it.
+
+    **The score.** Two views of each row, each a sum of squares: its
+    reconstruction error (each column's squared error divided by that
+    column's mean error over the typical training rows, those whose error
+    is at most its 80 % quantile), and the Mahalanobis distance of its code
+    from the typical training rows' codes (``code_distance``). Each view's
+    cube root, close to normal for such sums (Wilson and Hilferty, 1931),
+    is turned into a robust z-score: minus the training rows' median,
+    over their interquartile range / 1.349. :meth:`score_samples` is minus
+    the larger of the two z-scores.
+
+    **The threshold.** With ``contamination="auto"``, ``offset_ = -2.0``: a
+    row is an outlier when, in either view, it lies more than two robust
+    standard deviations above the typical training row. It needs no label
+    and no guess of the outlier rate; expect a few to some fifteen percent
+    of the normal rows flagged, depending on the data (the User Guide gives
+    the shares measured on the ODDS benchmark): a screening threshold.
+    With a float ``contamination``, ``offset_`` is set so that this share
+    of the (weighted) training rows is flagged; where the share of
+    outliers is known, it is the better threshold.
 
     Read more in the :ref:`User Guide <outlier_detection>`.
 
@@ -147,17 +97,28 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
     hidden_layer_sizes : "auto" or array-like of int, default="auto"
         Widths of the encoder layers; the last is the code size and the
         decoder mirrors the encoder. ``"auto"`` derives them from the
-        number of features ``d``: ``(d, round(sqrt(d)))``, a first layer as
-        wide as the input, room for nonlinear features, then a code of
-        ``sqrt(d)`` units (e.g. 30 features: ``(30, 5)``; 784: ``(784,
-        28)``), far narrower than the input, so that the network cannot
-        learn to copy every row, outliers included.
+        number of features ``d``: ``(h1, h2, k)`` with a code of ``k =
+        round(sqrt(d))`` units, far narrower than the input, so that the
+        network cannot learn to copy every row, ``h1 = min(64, 2 d)`` and
+        ``h2 = (h1 + k) // 2`` (each at least ``k + 1``): e.g. 9 features
+        give ``(18, 10, 3)``, 274 give ``(64, 40, 17)``. The widths used
+        are ``hidden_layer_sizes_``.
 
     contamination : "auto" or float, default="auto"
         The expected share of outliers among the training rows, in (0,
-        0.5], which sets ``offset_`` to that quantile of their scores; or
-        ``"auto"``: Tukey's fence on the training rows' root-mean-square
-        reconstruction errors (see above).
+        0.5], which sets ``offset_`` so that this share of them is flagged;
+        or ``"auto"``: ``offset_ = -2.0`` (see above).
+
+    trim_fraction : float, default=0.2
+        The share of each batch's rows, those it reconstructs worst, that
+        the fine-tune leaves out after its first quarter of epochs (a
+        trimmed loss); 0 trains on every row, as :class:`StackedAutoencoder`
+        does. Must be below 1.
+
+    code_distance : bool, default=True
+        Whether the score takes the larger of the reconstruction view and
+        the code view (the Mahalanobis distance of the code); False scores
+        by the reconstruction error alone.
 
     standardize : bool, default=True
         Whether to standardise every column with its mean and standard
@@ -193,8 +154,10 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         Whether decoder layer ``k`` uses the transpose of encoder layer
         ``k``'s weight.
 
-    pretrain_epochs : int, default=5
-        Epochs of each greedy pretraining phase; 0 skips pretraining.
+    pretrain_epochs : int, default=0
+        Epochs of each greedy pretraining phase; 0 (the default) skips
+        pretraining and trains the whole stack from its initialisation, as
+        the detector's defaults were chosen.
 
     finetune_epochs : int, default=60
         Epochs of joint fine-tuning; 0 skips it. An autoencoder that has not
@@ -307,8 +270,26 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
     offset_ : float
         The threshold on :meth:`score_samples`: rows that score below it are
         outliers, and :meth:`decision_function` is ``score_samples -
-        offset_``. With ``contamination="auto"`` it is minus the square of
-        Tukey's fence on the training rows' RMS errors.
+        offset_``. With ``contamination="auto"`` it is -2.0.
+
+    hidden_layer_sizes_ : tuple of int
+        The widths of the encoder layers, ``"auto"`` resolved.
+
+    error_scale_ : ndarray of shape (`n_features_in_`,)
+        Each column's mean squared error over the typical training rows,
+        which the reconstruction view divides it by.
+
+    code_mean_ : ndarray of shape (code_size,) or None
+        The typical training rows' mean code; None without ``code_distance``.
+
+    code_precision_ : ndarray of shape (code_size, code_size) or None
+        The inverse of their codes' covariance (with a small ridge); None
+        without ``code_distance``.
+
+    score_center_, score_scale_ : ndarray of shape (n_views,)
+        The median and the robust standard deviation of each view's cube
+        root over the training rows: the reconstruction view, then the code
+        view.
 
     center_ : ndarray of shape (`n_features_in_`,) or None
         The mean of every column over the training rows (zeros for sparse
@@ -395,6 +376,8 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         "hidden_layer_sizes": [StrOptions({"auto"}), "array-like", Interval(Integral, 1, None, closed="left")],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "standardize": ["boolean"],
+        "trim_fraction": [Interval(Real, 0, 1, closed="left")],
+        "code_distance": ["boolean"],
     }
 
     def __init__(
@@ -403,12 +386,14 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         *,
         contamination="auto",
         standardize=True,
+        trim_fraction=0.2,
+        code_distance=True,
         activation="elu",
         code_activation="identity",
         output_activation="identity",
         loss="mse",
         tied_weights=False,
-        pretrain_epochs=5,
+        pretrain_epochs=0,
         finetune_epochs=60,
         batch_size=256,
         learning_rate="constant",
@@ -436,6 +421,8 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         self.hidden_layer_sizes = hidden_layer_sizes
         self.contamination = contamination
         self.standardize = standardize
+        self.trim_fraction = trim_fraction
+        self.code_distance = code_distance
         self.activation = activation
         self.code_activation = code_activation
         self.output_activation = output_activation
@@ -532,40 +519,8 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
             X = standardised(X, scaling["center_"], scaling["scale_"])
         return X, hidden_layer_sizes, weights
 
-    def _calibration(self, X, weights):
-        """``offset_``, from the errors of the training rows ``X`` (already standardised) and their weights."""
-        errors = self._reconstruction_errors(X, per_feature=False, standardised=True).astype(np.float64)
-        replicas = replicas_for(self.distributed, self.device_)
-        errors = replicas.gather(errors)
-        weights = None if weights is None else replicas.gather(weights)
-        if self.contamination == "auto":
-            return {"offset_": -upper_fence(errors, weights)}
-        return {"offset_": threshold_below(-errors, weights, 100.0 * self.contamination)}
-
-    # ---------------------------------------------------------- inference
-
-    def _reconstruction_errors(self, X, *, per_feature, standardised=False):
-        """The error of every feature of validated ``X``, or its mean over each row, in ``X``'s dtype.
-
-        Rows are standardised on the device, a batch at a time, unless they
-        already are (``standardised=True``, the training rows).
-        """
-        loss = ReconstructionError(self.loss, self.output_activation)
-        network = self._inference_network(X.dtype)
-        scaling = None
-        if self.scale_ is not None and not standardised:
-            dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-            scaling = [torch.as_tensor(v, dtype=dtype, device=self.device_) for v in (self.center_, self.scale_)]
-
-        def errors(batch):
-            if scaling is not None:
-                center, scale = scaling
-                batch = (batch - center) / scale
-            pre_activation, _ = network.reconstruct(batch)
-            feature_errors = loss.feature_errors(pre_activation, batch)
-            return feature_errors if per_feature else feature_errors.mean(dim=1)
-
-        return self._map_rows(errors, X, self.n_features_in_ if per_feature else None)
+    def _trim_fraction(self):
+        return float(self.trim_fraction)
 
     def _validate_scoring_input(self, X):
         X = self._validate_inference_input(X)
@@ -573,11 +528,12 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         return X
 
     def score_samples(self, X):
-        """Minus the reconstruction error of each row: the lower, the more abnormal.
+        """Minus each row's outlier score: the lower, the more abnormal.
 
-        The error of a row is the mean of its :meth:`feature_errors`: with
-        ``standardize=True``, the mean squared error in standard deviations
-        of each column.
+        The outlier score is the larger of the row's two robust z-scores
+        (its reconstruction error, its code's Mahalanobis distance; see the
+        class description): about 0 for a typical training row, 2 or more
+        for a row as far out as the ``"auto"`` threshold.
 
         Parameters
         ----------
@@ -587,9 +543,11 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            Minus each row's reconstruction error, in ``X``'s float dtype.
+            Minus each row's outlier score, in ``X``'s float dtype.
         """
-        return -self._reconstruction_errors(self._validate_scoring_input(X), per_feature=False)
+        X = self._validate_scoring_input(X)
+        feature_errors, codes = self._errors_and_codes(X)
+        return (-self._views.outlier_scores(feature_errors, codes)).astype(X.dtype)
 
     def feature_errors(self, X):
         """The reconstruction error of every feature of every row: which columns make a row an outlier.
@@ -598,8 +556,9 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
         difference between a column's value and its reconstruction, in
         standard deviations of that column squared: a 9 means the
         reconstruction is three standard deviations off. With ``loss="bce"``
-        it is each feature's relative entropy. The mean of a row's feature
-        errors is minus its :meth:`score_samples`.
+        it is each feature's relative entropy. The reconstruction view of
+        :meth:`score_samples` sums them, each divided by its column's mean
+        error over the typical training rows (``error_scale_``).
 
         Parameters
         ----------
@@ -608,10 +567,14 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, ReconstructionStages, Base
 
         Returns
         -------
-        errors : ndarray of shape (n_samples, n_features)
-            The error of every feature of every row, in ``X``'s float dtype.
+        errors : ndarray or DataFrame of shape (n_samples, n_features)
+            The error of every feature of every row, in ``X``'s float dtype;
+            a pandas or polars frame with the feature names after
+            ``set_output(transform="pandas")`` (or ``"polars"``).
         """
-        return self._reconstruction_errors(self._validate_scoring_input(X), per_feature=True)
+        validated = self._validate_scoring_input(X)
+        errors = self._errors_and_codes(validated)[0].astype(validated.dtype)
+        return self._in_output_container(errors, X)
 
     def decision_function(self, X):
         """How far each row's score is above the threshold: negative for outliers.

@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_array
 from sklearn.utils.validation import check_is_fitted
 
-from ._estimator import StackedAutoencoder
+from ._base import BaseStackedAutoencoder
 
 _INSTALL_HINT = "pip install 'sk-stackae[plot]'"
 
@@ -246,11 +246,14 @@ class ReconstructionDisplay:
         ----------
         estimator : estimator instance
             A fitted transformer with ``transform`` and
-            ``inverse_transform``: a :class:`~sk_stackae.StackedAutoencoder`,
+            ``inverse_transform`` (a :class:`~sk_stackae.StackedAutoencoder`,
             a :class:`~sklearn.pipeline.Pipeline` of such transformers, or
-            :class:`~sklearn.decomposition.PCA`, for example. A pipeline
-            that goes on past its autoencoder (to a classifier, say) is
-            shown through its steps up to the autoencoder.
+            :class:`~sklearn.decomposition.PCA`, for example), or any fitted
+            estimator of this package (the classifier, the regressor and the
+            detector reconstruct through their networks; the detector in
+            the units of ``X``), alone or in a pipeline. A pipeline that
+            goes on past its estimator of this package (to a classifier,
+            say) is shown through its steps up to it.
 
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Images, one flattened image per row, as ``estimator`` takes
@@ -303,11 +306,28 @@ class ReconstructionDisplay:
         'PCA'
         """
         _check_matplotlib_support(f"{cls.__name__}.from_estimator")
-        if isinstance(estimator, Pipeline) and not hasattr(estimator, "inverse_transform"):
+        if not _is_count(n_images) or n_images < 1:
+            raise ValueError(f"n_images must be a positive integer; got {n_images!r}.")
+        shown = _safe_indexing(X, slice(0, n_images))
+        title = type(estimator).__name__ if name is None else name
+        network_estimator = isinstance(estimator, BaseStackedAutoencoder)
+        if (isinstance(estimator, Pipeline) or network_estimator) and not hasattr(estimator, "inverse_transform"):
             # A pipeline that goes on past its autoencoder (to a classifier,
-            # say): reconstruct through the steps up to the autoencoder.
+            # say), or an estimator of the stack that does not decode codes:
+            # reconstruct through its network, in the pipeline's input space.
             preprocessing, autoencoder = _find_autoencoder(estimator, cls.__name__)
-            estimator = autoencoder if preprocessing is None else Pipeline([*preprocessing.steps, ("ae", autoencoder)])
+            rows = shown if preprocessing is None else preprocessing.transform(shown)
+            reconstructions = autoencoder._reconstructions(rows)
+            if preprocessing is not None:
+                reconstructions = preprocessing.inverse_transform(reconstructions)
+            originals = _dense_rows(shown)
+            display = cls(
+                originals=originals,
+                reconstructions=_dense_rows(reconstructions),
+                image_shape=_check_image_shape(image_shape, originals.shape[1]),
+                name=title,
+            )
+            return display.plot(ax=ax, cmap=cmap, **imshow_kwargs)
         for method in ("transform", "inverse_transform"):
             if not hasattr(estimator, method):
                 raise TypeError(
@@ -315,9 +335,6 @@ class ReconstructionDisplay:
                     f"{type(estimator).__name__} has no {method}."
                 )
         check_is_fitted(estimator)
-        if not _is_count(n_images) or n_images < 1:
-            raise ValueError(f"n_images must be a positive integer; got {n_images!r}.")
-        shown = _safe_indexing(X, slice(0, n_images))
         originals = _dense_rows(shown)
         image_shape = _check_image_shape(image_shape, originals.shape[1])
         reconstructions = _dense_rows(estimator.inverse_transform(estimator.transform(shown)))
@@ -325,7 +342,7 @@ class ReconstructionDisplay:
             originals=originals,
             reconstructions=reconstructions,
             image_shape=image_shape,
-            name=type(estimator).__name__ if name is None else name,
+            name=title,
         )
         return display.plot(ax=ax, cmap=cmap, **imshow_kwargs)
 
@@ -338,7 +355,7 @@ def _find_autoencoder(estimator, caller):
     the autoencoder's.
     """
     if isinstance(estimator, Pipeline):
-        positions = [i for i, (_, step) in enumerate(estimator.steps) if isinstance(step, StackedAutoencoder)]
+        positions = [i for i, (_, step) in enumerate(estimator.steps) if isinstance(step, BaseStackedAutoencoder)]
         if len(positions) != 1:
             found = "no step" if not positions else f"{len(positions)} steps"
             raise ValueError(
@@ -348,7 +365,11 @@ def _find_autoencoder(estimator, caller):
         position = positions[0]
         check_is_fitted(estimator[position])
         return (estimator[:position] if position > 0 else None), estimator[position]
-    if not isinstance(estimator, StackedAutoencoder):
-        raise TypeError(f"{caller} needs a StackedAutoencoder or a Pipeline with one; got {type(estimator).__name__}.")
+    if not isinstance(estimator, BaseStackedAutoencoder):
+        raise TypeError(
+            f"{caller} needs an sk-stackae estimator (StackedAutoencoder, StackedAutoencoderClassifier, "
+            "StackedAutoencoderRegressor, StackedAutoencoderOutlierDetector) or a Pipeline with one; "
+            f"got {type(estimator).__name__}."
+        )
     check_is_fitted(estimator)
     return None, estimator

@@ -81,6 +81,7 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         self,
         hidden_layer_sizes=(256, 64),
         *,
+        pretrained=None,
         activation="relu",
         code_activation=None,
         output_activation="identity",
@@ -119,6 +120,7 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         warm_start=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.pretrained = pretrained
         self.activation = activation
         self.code_activation = code_activation
         self.output_activation = output_activation

@@ -7,14 +7,17 @@ prediction head alone; then the supervised fine-tune of the encoder and the
 head on the labeled rows.
 """
 
+import math
 from numbers import Integral, Real
 
+import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._activations import ACTIVATIONS
 from ._base import BaseStackedAutoencoder
 from ._engine import Finetune, GreedyPretraining, SupervisedFinetune
+from ._estimator import StackedAutoencoder
 from ._warnings import warn_at_caller
 
 _SUPERVISED_CONSTRAINTS = {
@@ -26,11 +29,23 @@ _SUPERVISED_CONSTRAINTS = {
     "consistency_weight": [Interval(Real, 0, None, closed="left")],
     "adversarial_epsilon": [Interval(Real, 0, None, closed="left")],
     "average_from_epoch": [Interval(Integral, 1, None, closed="left"), None],
+    "pretrained": [None, StackedAutoencoder],
 }
 
 _SHARED_PARAMETERS_DOC = """
     hidden_layer_sizes : array-like of int or int, default=(256, 64)
         Widths of the encoder layers; the prediction head sits on the last.
+
+    pretrained : StackedAutoencoder or None, default=None
+        A fitted :class:`StackedAutoencoder` to start from: its encoder and
+        decoder are copied into the network (never changed), greedy
+        pretraining is skipped, and the architecture and the reconstruction
+        loss are the autoencoder's (``hidden_layer_sizes``, ``activation``,
+        ``code_activation``, ``output_activation``, ``tied_weights`` and
+        ``loss`` left at their defaults, or set as the autoencoder has
+        them). Pretrain once on the unlabeled rows, then fine-tune many
+        heads, in a search over the head's parameters say: clones share the
+        fitted autoencoder. None pretrains as ``pretrain_epochs`` says.
 
     activation : {"relu", "leaky_relu", "elu", "gelu", "tanh", "logistic", \
             "sigmoid", "identity"}, default="relu"
@@ -270,6 +285,68 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
     def _code_activation(self):
         return self.activation if self.code_activation is None else self.code_activation
 
+    # ------------------------------------------------ a pretrained start
+
+    def _start_from(self):
+        return None if self.pretrained is None else self.pretrained.network_
+
+    def _reconstruction(self):
+        if self.pretrained is None:
+            return super()._reconstruction()
+        return self.pretrained.loss, self.pretrained.output_activation
+
+    def _architecture(self, n_features, hidden_layer_sizes, fitted):
+        if self.pretrained is None:
+            return super()._architecture(n_features, hidden_layer_sizes, fitted)
+        return {**self.pretrained.network_.config, "n_outputs": self._n_outputs(fitted)}
+
+    def _validate_training_input(self, X, reset, fitted, sample_weight=None):
+        validated = super()._validate_training_input(X, reset, fitted, sample_weight)
+        if self.pretrained is not None and reset:
+            self._check_pretrained(validated[0].shape[1])
+        return validated
+
+    def _check_pretrained(self, n_features):
+        """Refuse, before any training, a pretrained start that is unfitted, of other width, or contradicted."""
+        pretrained = self.pretrained
+        if not hasattr(pretrained, "network_"):
+            raise ValueError(
+                "pretrained must be a fitted StackedAutoencoder: fit it first (on the unlabeled rows, say), "
+                "then pass it."
+            )
+        if pretrained.n_features_in_ != n_features:
+            raise ValueError(
+                f"X has {n_features} features, but the pretrained StackedAutoencoder was fitted on "
+                f"{pretrained.n_features_in_}."
+            )
+        config = pretrained.network_.config
+        taken = {
+            "hidden_layer_sizes": config["hidden_layer_sizes"],
+            "activation": config["activation"],
+            "code_activation": config["code_activation"],
+            "output_activation": config["output_activation"],
+            "tied_weights": config["tied_weights"],
+            "loss": pretrained.loss,
+        }
+        defaults = type(self)().get_params()
+        contradicted = [
+            f"{name}={getattr(self, name)!r} (pretrained: {value!r})"
+            for name, value in taken.items()
+            if not _same(getattr(self, name), defaults[name]) and not _same(getattr(self, name), value)
+        ]
+        if contradicted:
+            raise ValueError(
+                "With a pretrained autoencoder, the architecture and the reconstruction loss are the "
+                f"autoencoder's; these settings contradict it: {', '.join(contradicted)}. Leave them at their "
+                "defaults, or set them as the autoencoder has them."
+            )
+
+    def __sklearn_clone__(self):
+        cloned = super().__sklearn_clone__()
+        # The fitted start is shared, never trained: a clone (in a search, say) starts from it too.
+        cloned.pretrained = self.pretrained
+        return cloned
+
     def _pseudo_label_weight(self):
         return 0.0
 
@@ -310,6 +387,7 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
             )
 
     def _stages(self, continuing, incremental):
+        loss, output_activation = self._reconstruction()
         supervised = SupervisedFinetune(
             epochs=1 if incremental else self.finetune_epochs,
             reconstruction_weight=float(self.reconstruction_weight),
@@ -317,19 +395,18 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
             consistency_weight=float(self.consistency_weight),
             adversarial_epsilon=float(self.adversarial_epsilon),
             average_from_epoch=None if incremental else self.average_from_epoch,
-            loss=self.loss,
-            output_activation=self.output_activation,
+            loss=loss,
+            output_activation=output_activation,
         )
         if continuing or incremental:
             return (supervised,)
         stages = []
-        if self.pretrain_epochs > 0:
-            stages.append(GreedyPretraining(epochs=self.pretrain_epochs, loss=self.loss))
+        # A pretrained autoencoder is the start: its greedy pretraining is not repeated.
+        if self.pretrain_epochs > 0 and self.pretrained is None:
+            stages.append(GreedyPretraining(epochs=self.pretrain_epochs, loss=loss))
         if self.unsupervised_finetune_epochs > 0:
             stages.append(
-                Finetune(
-                    epochs=self.unsupervised_finetune_epochs, loss=self.loss, output_activation=self.output_activation
-                )
+                Finetune(epochs=self.unsupervised_finetune_epochs, loss=loss, output_activation=output_activation)
             )
         if self.head_warmup_epochs > 0:
             stages.append(SupervisedFinetune(epochs=self.head_warmup_epochs, head_only=True))
@@ -350,6 +427,15 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
                 f"early_stopping=True validates the supervised fine-tune on held-out labeled rows, but there "
                 f"{'is' if n_labeled == 1 else 'are'} only {n_labeled} labeled row(s). Label more rows, or use "
                 "early_stopping=False."
+            )
+        held_out = min(n_labeled - 1, max(1, math.ceil(self.validation_fraction * n_labeled)))
+        if held_out / n_labeled > 1.5 * self.validation_fraction:
+            warn_at_caller(
+                f"early_stopping=True holds out {held_out} of the {n_labeled} labeled rows "
+                f"({100 * held_out / n_labeled:.0f} %, more than validation_fraction={self.validation_fraction} "
+                f"asks for), and the supervised fine-tune's validation score moves in steps of "
+                f"{100 / held_out:.0f} %: too few labels to validate on. Label more rows, or use early_stopping=False.",
+                UserWarning,
             )
 
     def _scores(self, X):
@@ -396,3 +482,11 @@ def __getattr__(name):
 
         return StackedAutoencoderRegressor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _same(value, other):
+    """Whether two parameter values are the same (a tuple of widths and an int included)."""
+    return (
+        np.atleast_1d(np.asarray(value, dtype=object)).tolist()
+        == np.atleast_1d(np.asarray(other, dtype=object)).tolist()
+    )

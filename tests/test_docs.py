@@ -126,3 +126,13 @@ def test_readme_links_lead_to_files_and_sections_that_exist():
 def test_readme_stays_short():
     size = len(README.read_bytes())
     assert size < README_LIMIT_BYTES, f"README.md is {size} bytes; details belong in docs/"
+
+
+def test_the_readme_layout_names_every_module():
+    layout = README.read_text(encoding="utf-8").split("## Layout", 1)[1]
+    package = ROOT / "sk_stackae"
+    modules = {path.name for path in package.glob("*.py")} | {
+        f"{path.name}/" for path in package.iterdir() if (path / "__init__.py").exists()
+    }
+    missing = sorted(name for name in modules if not re.search(rf"(?<![\w/]){re.escape(name)}", layout))
+    assert not missing, f"README.md's layout does not name {missing}"

@@ -48,6 +48,8 @@ NOT_OBJECTIVE = {
     "warm_start": "where a fit starts",
     "contamination": "the threshold on the trained network's errors",
     "standardize": "the units of the rows",
+    "code_distance": "how the trained network's outputs are scored",
+    "pretrained": "where a fit starts (and that it skips greedy pretraining)",
 }
 
 COMMON = {
@@ -86,6 +88,8 @@ SETTINGS = {
         **COMMON,
         "output_activation": [{"output_activation": "sigmoid", "standardize": False}],
         "loss": [{"loss": "bce", "output_activation": "sigmoid", "standardize": False}],
+        # One epoch: the trimming is on from the first (a quarter of the epochs, rounded down, is the warm-up).
+        "trim_fraction": [{"trim_fraction": 0.3}, {"trim_fraction": 0.2, "sparsity": 0.2, "dropout": 0.2}],
     },
     StackedAutoencoderClassifier: {
         **SUPERVISED,

@@ -386,5 +386,44 @@ def test_loss_curve_display_rejects_bad_values():
         LossCurveDisplay(pretrain_loss_curves=[[1.0], [1.0]], loss_curve=[], pretrain_validation_scores=[[-1.0]]).plot()
     with pytest.raises(ValueError, match="yscale must be 'log' or 'linear'"):
         LossCurveDisplay(pretrain_loss_curves=[[1.0]], loss_curve=[1.0]).plot(yscale="symlog")
-    with pytest.raises(TypeError, match="needs a StackedAutoencoder or a Pipeline with one; got PCA"):
+    with pytest.raises(TypeError, match=r"needs an sk-stackae estimator .* or a Pipeline with one; got PCA"):
         LossCurveDisplay.from_estimator(PCA())
+
+
+# ------------------------------------------------ every estimator of the stack
+
+
+def _every_estimator(X, y):
+    from sk_stackae import (
+        StackedAutoencoderClassifier,
+        StackedAutoencoderOutlierDetector,
+        StackedAutoencoderRegressor,
+    )
+
+    return [
+        StackedAutoencoderClassifier((16, 4), **FAST).fit(X, y),
+        StackedAutoencoderRegressor((16, 4), **FAST).fit(X, y.astype(float)),
+        StackedAutoencoderOutlierDetector((16, 4), **FAST).fit(X),
+    ]
+
+
+def test_every_display_draws_the_classifier_the_regressor_and_the_detector(digits):
+    X, y = digits[0][:300], digits[1][:300]
+    for model in _every_estimator(X, y):
+        reconstruction = ReconstructionDisplay.from_estimator(model, X, image_shape=DIGIT_SHAPE, n_images=4)
+        assert reconstruction.images_.shape == (2, 4)
+        assert reconstruction.ax_.get_title() == type(model).__name__
+        features = FeatureDisplay.from_estimator(model, image_shape=DIGIT_SHAPE, layer=1, units=[0, 1, 2])
+        assert len(features.images_) == 3
+        curves = LossCurveDisplay.from_estimator(model)
+        assert len(curves.lines_) >= 1
+        plt.close("all")
+
+
+def test_the_detectors_reconstructions_are_in_the_units_of_the_rows(digits):
+    X = digits[0][:300] * 16  # pixels in 0..16: the detector standardises them for its network
+    detector = _every_estimator(X / 16, digits[1][:300])[2].set_params(standardize=True).fit(X)
+    display = ReconstructionDisplay.from_estimator(detector, X, image_shape=DIGIT_SHAPE, n_images=5)
+    # Back in the rows' units: the error is small against the pixels' spread, not off by the scaling.
+    assert np.abs(display.reconstructions - display.originals).mean() < 0.5 * X[:5].std()
+    plt.close("all")

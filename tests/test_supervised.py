@@ -622,6 +622,7 @@ def test_an_autoencoder_and_a_classifier_share_their_parameter_names():
         "adversarial_epsilon",
         "average_from_epoch",
         "unlabeled_label",
+        "pretrained",
     }
     for estimator, own in (
         (StackedAutoencoderClassifier(), {"pseudo_label_weight", "class_weight"}),
