@@ -60,15 +60,15 @@ def fitted(planted):
 
 @pytest.mark.parametrize(
     ("n_features", "sizes"),
-    [(1, (2, 2, 1)), (2, (4, 2, 1)), (9, (18, 10, 3)), (21, (42, 23, 5)), (274, (64, 40, 17)), (784, (64, 46, 28))],
+    [(1, (1, 1)), (2, (2, 1)), (9, (9, 3)), (21, (21, 5)), (274, (274, 17)), (784, (784, 28))],
 )
-def test_auto_sizes_narrow_to_a_code_of_sqrt_features_through_at_most_64_units(n_features, sizes):
+def test_auto_sizes_are_the_input_width_then_a_code_of_sqrt_features(n_features, sizes):
     assert default_hidden_layer_sizes(n_features) == sizes
 
 
 def test_auto_sizes_are_what_the_network_gets(fitted):
-    assert fitted.network_.widths == (10, 20, 11, 3)
-    assert fitted.hidden_layer_sizes_ == (20, 11, 3)
+    assert fitted.network_.widths == (10, 10, 3)
+    assert fitted.hidden_layer_sizes_ == (10, 3)
 
 
 # ------------------------------------------------------------- detector API
@@ -360,7 +360,7 @@ def test_bad_rows_raise_before_training_and_a_failed_refit_keeps_the_model(X, me
 
 def test_divergence_leaves_the_detector_unfitted(planted):
     detector = StackedAutoencoderOutlierDetector(learning_rate_init=1e30, standardize=False, pretrain_epochs=2, **FAST)
-    with pytest.raises(ValueError, match=r"loss became (nan|inf) in pretrain layer 1/3"):
+    with pytest.raises(ValueError, match=r"loss became (nan|inf) in pretrain layer 1/2"):
         detector.fit(planted[0] * 1e6)
     assert not hasattr(detector, "offset_") and not hasattr(detector, "center_")
 
@@ -392,12 +392,10 @@ def test_standard_scaler_in_front_changes_nothing_that_matters(planted):
 
 SMALL = {"batch_size": 16, "device": "cpu"}
 
-# The checks want some of their training rows flagged, clean Gaussian blobs
-# though they are; contamination="auto" rightly flags none of them when no
-# RMS error lies beyond Tukey's fence, so each configuration here names the
-# share to flag, and tests above check "auto".
 CHECKED_CONFIGURATIONS = [
-    # the defaults otherwise: sizes from the number of features, standardised columns
+    # the defaults, as a user first meets the detector: contamination="auto" included
+    StackedAutoencoderOutlierDetector(),
+    # a named share to flag, short training: sizes from the number of features, standardised columns
     StackedAutoencoderOutlierDetector(contamination=0.1, pretrain_epochs=2, finetune_epochs=2, **SMALL),
     # a deeper ReLU stack, no pretraining
     StackedAutoencoderOutlierDetector(

@@ -209,5 +209,5 @@ def test_auto_hidden_layer_sizes_are_a_fitted_attribute(blobs):
     model = StackedAutoencoderOutlierDetector(finetune_epochs=1, **FAST).fit(blobs)
     assert model.hidden_layer_sizes == "auto"
     widths = model.hidden_layer_sizes_
-    assert len(widths) == 3 and widths[0] > widths[-1]
+    assert widths == (12, 3)  # (d, round(sqrt(d))) for the 12 columns
     assert tuple(model.network_.widths[1:]) == tuple(widths)
