@@ -115,8 +115,7 @@ class BaseStackedAutoencoder(BaseEstimator):
         """
         continuing = hasattr(self, "network_") and (incremental or self.warm_start)
         with _unchanged_on_failure(self):
-            if not incremental:
-                self._check_epochs(continuing)
+            self._resolved = {}  # nothing of an earlier fit's resolution is read before this one's
             # What validation learns of the data (a scaling, the classes) is
             # stored with the rest of the fit, once it has succeeded.
             fitted = {}
@@ -132,6 +131,10 @@ class BaseStackedAutoencoder(BaseEstimator):
                 fitted=fitted,
                 sample_weight=weights,
             )
+            # The "auto" settings, resolved from the data; the checks and the plan read them.
+            self._resolved = self._resolve_auto(X, targets, weights, continuing)
+            if not incremental:
+                self._check_epochs(continuing)
             architecture = self._architecture(X.shape[1], hidden_layer_sizes, fitted)
             if continuing:
                 self._check_same_architecture(architecture)
@@ -187,6 +190,17 @@ class BaseStackedAutoencoder(BaseEstimator):
     def _start_from(self):
         """A trained network whose autoencoder a fresh fit starts from; None by default."""
         return None
+
+    # Settings resolved for the fit under way (see _resolve_auto); none by default.
+    _resolved: dict = {}
+
+    def _resolve_auto(self, X, targets, weights, continuing):
+        """The values that ``"auto"`` settings take on validated ``X``, ``targets`` and ``weights``; none by default."""
+        return {}
+
+    def _param(self, name):
+        """The setting ``name`` as the fit uses it: its resolved value when it was ``"auto"``."""
+        return self._resolved.get(name, getattr(self, name))
 
     def _n_outputs(self, fitted):
         """Width of the prediction head (from ``fitted``, else the fitted estimator); None without one."""
@@ -286,7 +300,7 @@ class BaseStackedAutoencoder(BaseEstimator):
             momentum=float(self.momentum),
             alpha=float(self.alpha),
             batch_size=int(self.batch_size),
-            noise=self.noise,
+            noise=self._param("noise"),
             noise_level=float(self.noise_level),
             dropout=float(self.dropout),
             sparsity=float(self.sparsity),
@@ -342,7 +356,7 @@ class BaseStackedAutoencoder(BaseEstimator):
     def _warn_if_overcomplete(self, n_features, hidden_layer_sizes):
         """Warn when the code can learn the identity: as wide as the input, without noise or sparsity."""
         code_size = hidden_layer_sizes[-1]
-        regularised = (self.noise is not None and self.noise_level > 0) or self.sparsity > 0
+        regularised = (self._param("noise") is not None and self.noise_level > 0) or self.sparsity > 0
         if code_size >= n_features and not regularised:
             warn_at_caller(
                 f"The code ({code_size} units, hidden_layer_sizes[-1]) is as wide as the input or wider "
@@ -379,7 +393,7 @@ class BaseStackedAutoencoder(BaseEstimator):
                 "loss='bce' needs output_activation='sigmoid' (binary cross-entropy compares "
                 f"probabilities); got output_activation={self.output_activation!r}."
             )
-        if self.noise == "masking" and self.noise_level >= 1:
+        if self.noise in ("masking", "auto") and self.noise_level >= 1:
             raise ValueError(
                 f"noise='masking' with noise_level={self.noise_level} would mask every input; "
                 "noise_level is the fraction of inputs set to zero and must be below 1."

@@ -36,9 +36,15 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
     unlabeled data and predicts from few labels, which is what greedy
     pretraining was invented for (Bengio et al., 2007).
 
-    ``pretrain_epochs=0`` gives a plain multilayer perceptron of the same
-    shape, trained like :class:`~sklearn.neural_network.MLPClassifier`
-    (with ``noise=None``; the default masks inputs during training).
+    **Defaults.** The settings that take ``"auto"`` resolve at each fresh
+    :meth:`fit` to one of two regimes: a plain network of the chosen shape
+    (no pretraining, no noise, no unsupervised or semi-supervised term),
+    trained as :class:`~sklearn.neural_network.MLPClassifier` trains one, or
+    the semi-supervised recipe that each parameter's entry gives. The
+    semi-supervised recipe is on when some training rows are unlabeled.
+    Epochs grow on small data, so that every stage takes enough optimiser
+    steps. ``resolved_params_`` says what they resolved to; an explicit
+    value always wins.
 
     Read more in the :ref:`User Guide <supervised>`.
 
@@ -138,15 +144,15 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         output_activation="identity",
         loss="mse",
         tied_weights=False,
-        pretrain_epochs=10,
-        unsupervised_finetune_epochs=0,
-        head_warmup_epochs=0,
-        finetune_epochs=50,
+        pretrain_epochs="auto",
+        unsupervised_finetune_epochs="auto",
+        head_warmup_epochs="auto",
+        finetune_epochs="auto",
         average_from_epoch=None,
-        reconstruction_weight=0.0,
+        reconstruction_weight="auto",
         pseudo_label_weight=0.0,
-        consistency_weight=0.0,
-        adversarial_epsilon=0.0,
+        consistency_weight="auto",
+        adversarial_epsilon="auto",
         batch_size=256,
         learning_rate="constant",
         learning_rate_init=1e-3,
@@ -154,7 +160,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         optimizer="adam",
         momentum=0.9,
         alpha=0.0,
-        noise="masking",
+        noise="auto",
         noise_level=0.25,
         dropout=0.0,
         sparsity=0.0,

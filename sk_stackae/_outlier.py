@@ -78,10 +78,10 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, OutlierScoring, Reconstruc
     **The threshold.** With ``contamination="auto"``, ``offset_ = -2.0``: a
     row is an outlier when, in either view, it lies more than two robust
     standard deviations above the typical training row. It needs no label
-    and no guess of the outlier rate, but it is a screening threshold: on
-    the unseen rows of ten benchmark sets it flagged from none to a quarter
-    of the normal rows, 8 to 20 % on most (the User Guide gives the
-    figures).
+    and no guess of the outlier rate, but it is a screening threshold:
+    rows the network did not train on score higher than those it did, and
+    some of the normal rows among them are flagged (the User Guide gives
+    the shares measured).
     With a float ``contamination``, ``offset_`` is set so that this share
     of the (weighted) training rows is flagged; where the share of
     outliers is known, it is the better threshold.
@@ -327,8 +327,8 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, OutlierScoring, Reconstruc
 
     See Also
     --------
-    StackedAutoencoder : The transformer; its ``score_samples`` is the same
-        reconstruction error, without scaling or threshold.
+    StackedAutoencoder : The transformer; its ``score_samples`` is minus the
+        plain reconstruction error, without scaling, views or threshold.
     sklearn.ensemble.IsolationForest : Outliers are the rows that few random
         splits isolate; fast, and needs no scaling.
     sklearn.neighbors.LocalOutlierFactor : Outliers are the rows in sparser
@@ -345,11 +345,13 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, OutlierScoring, Reconstruc
     Aggarwal, C. C. (2017). Outlier Analysis, 2nd ed., chapter 3 (linear
     models and replicator neural networks). Springer.
 
-    Tukey, J. W. (1977). Exploratory Data Analysis. Addison-Wesley.
+    Wilson, E. B. and Hilferty, M. M. (1931). The distribution of
+    chi-square. Proceedings of the National Academy of Sciences, 17(12),
+    684-688.
 
-    Fisher, R. A. (1922). On the interpretation of chi-square from
-    contingency tables, and the calculation of P. Journal of the Royal
-    Statistical Society, 85(1), 87-94.
+    Xu, H., Caramanis, C. and Sanghavi, S. (2010). Robust PCA via outlier
+    pursuit. Advances in Neural Information Processing Systems 23 (trimming
+    the rows that fit worst).
 
     Examples
     --------

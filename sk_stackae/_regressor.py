@@ -2,7 +2,7 @@
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
-from sklearn.utils import check_array
+from sklearn.utils import _safe_indexing, check_array
 
 from ._engine import Targets
 from ._supervised import (
@@ -28,8 +28,20 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
     The targets are standardised for training (each output to zero mean and
     unit variance over the labeled rows) and predictions are mapped back, so
     that targets of any scale train alike; ``loss_curve_`` is in
-    standardised units. ``pretrain_epochs=0`` gives a plain multilayer
-    perceptron of the same shape.
+    standardised units.
+
+    **Defaults.** The settings that take ``"auto"`` resolve at each fresh
+    :meth:`fit` to one of two regimes: a plain network of the chosen shape
+    (no pretraining, no noise, no unsupervised or semi-supervised term),
+    trained as :class:`~sklearn.neural_network.MLPRegressor` trains one, or
+    the semi-supervised recipe that each parameter's entry gives. The
+    regressor trains the plain network on its labeled rows even when some
+    are unlabeled (NaN): on the regression sets its defaults were chosen on,
+    the unlabeled rows did not help. Set the semi-supervised settings
+    explicitly (``pretrain_epochs``, ``reconstruction_weight``,
+    ``consistency_weight``...) to use them. Epochs grow on small data, so
+    that every stage takes enough optimiser steps. ``resolved_params_`` says
+    what they resolved to; an explicit value always wins.
 
     Read more in the :ref:`User Guide <supervised>`.
 
@@ -72,6 +84,10 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
     """
     )
 
+    # On the regression sets the defaults were chosen on, the unlabeled rows
+    # did not help: "auto" trains the plain network on the labeled rows.
+    _unlabeled_rows_switch_terms_on = False
+
     _parameter_constraints: dict = {
         **_SUPERVISED_CONSTRAINTS,
         "unlabeled_label": [None, "nan"],
@@ -87,14 +103,14 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         output_activation="identity",
         loss="mse",
         tied_weights=False,
-        pretrain_epochs=10,
-        unsupervised_finetune_epochs=0,
-        head_warmup_epochs=0,
-        finetune_epochs=50,
+        pretrain_epochs="auto",
+        unsupervised_finetune_epochs="auto",
+        head_warmup_epochs="auto",
+        finetune_epochs="auto",
         average_from_epoch=None,
-        reconstruction_weight=0.0,
-        consistency_weight=0.0,
-        adversarial_epsilon=0.0,
+        reconstruction_weight="auto",
+        consistency_weight="auto",
+        adversarial_epsilon="auto",
         batch_size=256,
         learning_rate="constant",
         learning_rate_init=1e-3,
@@ -102,7 +118,7 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         optimizer="adam",
         momentum=0.9,
         alpha=0.0,
-        noise="masking",
+        noise="auto",
         noise_level=0.25,
         dropout=0.0,
         sparsity=0.0,
@@ -268,7 +284,11 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         return predictions.ravel() if self._y_ndim == 1 else predictions
 
     def score(self, X, y, sample_weight=None):
-        """The coefficient of determination R² of :meth:`predict` on ``X`` against ``y``.
+        """The coefficient of determination R² of :meth:`predict` on the labeled rows of ``X`` against ``y``.
+
+        With ``unlabeled_label=np.nan``, rows whose targets are all NaN are
+        left out, so that ``cross_val_score`` and ``GridSearchCV`` measure a
+        semi-supervised fit on the rows that have a target.
 
         Parameters
         ----------
@@ -287,6 +307,16 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
             R², averaged uniformly over the outputs: 1 for perfect
             predictions, 0 for always predicting the mean.
         """
+        if self.unlabeled_label is not None:
+            y = np.asarray(y, dtype=np.float64)
+            missing = np.isnan(y)
+            labeled = ~(missing.all(axis=1) if y.ndim == 2 else missing)
+            if not labeled.any():
+                raise ValueError("Every row of y is NaN (unlabeled): there is no target to score against.")
+            X = _safe_indexing(X, np.flatnonzero(labeled))
+            y = y[labeled]
+            if sample_weight is not None:
+                sample_weight = np.asarray(sample_weight)[labeled]
         return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
@@ -297,6 +327,16 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
 
 def _check_regression_targets(y, n_samples, allow_nan):
     """``y`` as a float64 array of one or several outputs, checked as scikit-learn checks targets."""
+    if not allow_nan:
+        try:
+            values = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            values = np.zeros(0)  # not numbers: check_array says so below
+        if np.isnan(values).any():
+            raise ValueError(
+                "y contains NaN. The regressor marks unlabeled rows by NaN targets with unlabeled_label=np.nan: "
+                "set it to learn from those rows too, or drop them."
+            )
     y = check_array(
         y, ensure_2d=False, dtype=np.float64, ensure_all_finite="allow-nan" if allow_nan else True, input_name="y"
     )

@@ -15,19 +15,25 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._activations import ACTIVATIONS
+from ._auto import AUTO_PARAMETERS, resolve_auto
 from ._base import BaseStackedAutoencoder
 from ._engine import Finetune, GreedyPretraining, SupervisedFinetune
 from ._estimator import StackedAutoencoder
+from ._losses import NOISES
 from ._warnings import warn_at_caller
 
+_AUTO = StrOptions({"auto"})
 _SUPERVISED_CONSTRAINTS = {
     **BaseStackedAutoencoder._parameter_constraints,
     "code_activation": [StrOptions(set(ACTIVATIONS)), None],
-    "unsupervised_finetune_epochs": [Interval(Integral, 0, None, closed="left")],
-    "head_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
-    "reconstruction_weight": [Interval(Real, 0, None, closed="left")],
-    "consistency_weight": [Interval(Real, 0, None, closed="left")],
-    "adversarial_epsilon": [Interval(Real, 0, None, closed="left")],
+    "noise": [StrOptions({*NOISES, "auto"}), None],
+    "pretrain_epochs": [Interval(Integral, 0, None, closed="left"), _AUTO],
+    "finetune_epochs": [Interval(Integral, 0, None, closed="left"), _AUTO],
+    "unsupervised_finetune_epochs": [Interval(Integral, 0, None, closed="left"), _AUTO],
+    "head_warmup_epochs": [Interval(Integral, 0, None, closed="left"), _AUTO],
+    "reconstruction_weight": [Interval(Real, 0, None, closed="left"), _AUTO],
+    "consistency_weight": [Interval(Real, 0, None, closed="left"), _AUTO],
+    "adversarial_epsilon": [Interval(Real, 0, None, closed="left"), _AUTO],
     "average_from_epoch": [Interval(Integral, 1, None, closed="left"), None],
     "pretrained": [None, StackedAutoencoder],
 }
@@ -67,24 +73,34 @@ _SHARED_PARAMETERS_DOC = """
         Whether decoder layer ``k`` uses the transpose of encoder layer
         ``k``'s weight.
 
-    pretrain_epochs : int, default=10
+    pretrain_epochs : int or "auto", default="auto"
         Epochs of each greedy pretraining phase, on every row (labeled or
         not); 0 skips pretraining, which makes the estimator a plain
-        multilayer perceptron of the same shape.
+        multilayer perceptron of the same shape. ``"auto"``: in the
+        semi-supervised recipe (see **Defaults** above), at least 5 and
+        enough for 500 steps a layer; else 0.
 
-    unsupervised_finetune_epochs : int, default=0
+    unsupervised_finetune_epochs : int or "auto", default="auto"
         Epochs of an end-to-end fine-tune of the whole autoencoder on the
         reconstruction loss, on every row, after pretraining; 0 skips it.
+        ``"auto"``: in the semi-supervised recipe, at least 5 and enough
+        for 500 steps, else 0; and 0 with ``pretrained``
+        (the autoencoder's own fine-tune is its end-to-end training).
 
-    head_warmup_epochs : int, default=0
+    head_warmup_epochs : int or "auto", default="auto"
         Epochs that train the prediction head alone on the labeled rows, the
         encoder frozen, before the supervised fine-tune: the head first fits
         the pretrained codes, so that its early, large errors do not reshape
-        the encoder.
+        the encoder. ``"auto"``: in the semi-supervised recipe, at least 20
+        and enough for 200 steps, else 0.
 
-    finetune_epochs : int, default=50
+    finetune_epochs : int or "auto", default="auto"
         Epochs of the supervised fine-tune: the encoder and the head trained
         end to end on the labeled rows (the most, with early stopping).
+        ``"auto"``: in the semi-supervised recipe at least 20 and enough for
+        2000 steps (each epoch then sees every unlabeled row, see
+        ``reconstruction_weight``); for a plain network at least 50 and
+        enough for 1000 steps. At most 500 either way.
 
     average_from_epoch : int or None, default=None
         When set, the supervised fine-tune ends with the mean of the
@@ -97,14 +113,15 @@ _SHARED_PARAMETERS_DOC = """
         weights are kept. :meth:`partial_fit` trains one epoch per call and
         does not average. Must not exceed ``finetune_epochs``.
 
-    reconstruction_weight : float, default=0.0
+    reconstruction_weight : float or "auto", default="auto"
         With a positive weight, the supervised fine-tune also minimises this
         weight times the reconstruction error of every row, labeled or not,
         so that the encoder keeps what pretraining taught it; each epoch
         then sees every unlabeled row once and the labeled rows repeated to
-        make up half of it.
+        make up half of it. ``"auto"``: 1.0 in the semi-supervised recipe,
+        else 0.
 
-    consistency_weight : float, default=0.0
+    consistency_weight : float or "auto", default="auto"
         With a positive weight, the supervised fine-tune also trains the
         prediction of every row, labeled or not, from its corrupted input
         (``noise``, ``dropout``) toward the prediction of its clean input,
@@ -115,9 +132,10 @@ _SHARED_PARAMETERS_DOC = """
         around them (random-perturbation consistency). It needs ``noise`` or
         ``dropout`` or ``adversarial_epsilon``, without which both
         predictions are the same; each epoch sees the rows as with
-        ``reconstruction_weight``.
+        ``reconstruction_weight``. ``"auto"``: 1.0 in the semi-supervised recipe (0
+        if nothing corrupts the inputs), else 0.
 
-    adversarial_epsilon : float, default=0.0
+    adversarial_epsilon : float or "auto", default="auto"
         With a positive value, the corrupted input that ``consistency_weight``
         trains on also moves, row by row, by a step of this length (L2 norm,
         in the units of ``X`` as the estimator receives it) in the direction
@@ -128,9 +146,9 @@ _SHARED_PARAMETERS_DOC = """
         fine-tune trains on the moved rows. Each batch adds one pass through
         the encoder and the head, forward and back to the input. Needs
         ``consistency_weight > 0``. It is in the units of the rows the
-        estimator receives, after a pipeline's scaling: about a tenth of a
-        row's L2 norm is a good start (see the
-        :ref:`User Guide <supervised>`).
+        estimator receives, after a pipeline's scaling. ``"auto"``: in the
+        semi-supervised recipe (with a consistency term), a tenth of the
+        median L2 norm of the training rows; else 0.
 
     batch_size : int, default=256
         Rows per minibatch, clipped to the number of training rows.
@@ -168,12 +186,14 @@ _SHARED_PARAMETERS_DOC = """
         Strength of the L2 penalty on the weights (AdamW: the decoupled
         weight decay).
 
-    noise : {"gaussian", "masking"} or None, default="masking"
+    noise : {"gaussian", "masking", "auto"} or None, default="auto"
         Corruption of each phase's input during training: denoising
         pretraining (Vincent et al., 2010), and in the supervised fine-tune
         a random masking of the inputs. Denoising is what makes pretraining
-        help the prediction (see the :ref:`User Guide <supervised>`); None
-        turns it off.
+        help the prediction from few labels (see the :ref:`User Guide
+        <supervised>`); None turns it off. ``"auto"``: ``"masking"`` in the
+        semi-supervised recipe, else None (for a plain network, the noise
+        cost accuracy).
 
     noise_level : float, default=0.25
         Standard deviation of the Gaussian noise, or fraction of masked
@@ -236,6 +256,10 @@ _SHARED_PARAMETERS_DOC = """
 """
 
 _SHARED_ATTRIBUTES_DOC = """
+    resolved_params_ : dict
+        The value each setting that takes ``"auto"`` had in the fit: the
+        resolved value for ``"auto"``, the given one otherwise.
+
     network_ : torch.nn.Module
         The trained network: encoder, decoder and prediction head
         (``predict_scores``).
@@ -281,6 +305,8 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
 
     _parameter_constraints: dict = _SUPERVISED_CONSTRAINTS
     _main_stage = SupervisedFinetune
+    # Whether "auto" turns the semi-supervised recipe on when some rows are unlabeled.
+    _unlabeled_rows_switch_terms_on = True
 
     def _code_activation(self):
         return self.activation if self.code_activation is None else self.code_activation
@@ -352,35 +378,37 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
 
     def _warn_about_wasted_settings(self, n_features, hidden_layer_sizes, device):
         super()._warn_about_wasted_settings(n_features, hidden_layer_sizes, device)
-        noisy = self.noise is not None and self.noise_level > 0
-        corrupted = noisy or self.dropout > 0 or self.adversarial_epsilon > 0
-        if self.consistency_weight > 0 and not corrupted:
+        consistency_weight = self._param("consistency_weight")
+        noisy = self._param("noise") is not None and self.noise_level > 0
+        corrupted = noisy or self.dropout > 0 or self._param("adversarial_epsilon") > 0
+        if consistency_weight > 0 and not corrupted:
             warn_at_caller(
-                f"consistency_weight={self.consistency_weight} does nothing without noise, dropout or "
+                f"consistency_weight={consistency_weight} does nothing without noise, dropout or "
                 "adversarial_epsilon: the prediction it trains is then the clean prediction it aims at. Set "
                 "noise (e.g. noise='masking'), dropout or adversarial_epsilon, or leave consistency_weight at 0.",
                 UserWarning,
             )
 
     def _check_epochs(self, continuing):
-        if self.adversarial_epsilon > 0 and self.consistency_weight == 0:
+        epsilon, finetune_epochs = self._param("adversarial_epsilon"), self._param("finetune_epochs")
+        if epsilon > 0 and self._param("consistency_weight") == 0:
             raise ValueError(
-                f"adversarial_epsilon={self.adversarial_epsilon} perturbs the inputs of the consistency term, "
+                f"adversarial_epsilon={epsilon} perturbs the inputs of the consistency term, "
                 "and consistency_weight=0 leaves none. Set consistency_weight > 0 (e.g. 1.0), or leave "
                 "adversarial_epsilon at 0."
             )
-        if continuing and self.finetune_epochs == 0:
+        if continuing and finetune_epochs == 0:
             raise ValueError(
                 "warm_start=True continues the fitted network with the supervised fine-tune alone, "
                 "and finetune_epochs=0 leaves nothing to train."
             )
-        if self.average_from_epoch is not None and self.average_from_epoch > self.finetune_epochs:
+        if self.average_from_epoch is not None and self.average_from_epoch > finetune_epochs:
             raise ValueError(
                 f"average_from_epoch={self.average_from_epoch} is after the last supervised epoch "
-                f"(finetune_epochs={self.finetune_epochs}): nothing would be averaged. Set it to at most "
+                f"(finetune_epochs={finetune_epochs}): nothing would be averaged. Set it to at most "
                 "finetune_epochs, or to None to keep the last weights."
             )
-        if self.finetune_epochs == 0 and self.head_warmup_epochs == 0:
+        if finetune_epochs == 0 and self._param("head_warmup_epochs") == 0:
             raise ValueError(
                 "finetune_epochs and head_warmup_epochs are both 0: the prediction head would never be trained. "
                 "Set finetune_epochs (or head_warmup_epochs) to a positive number of epochs."
@@ -388,12 +416,13 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
 
     def _stages(self, continuing, incremental):
         loss, output_activation = self._reconstruction()
+        settings = {name: self._param(name) for name in AUTO_PARAMETERS}
         supervised = SupervisedFinetune(
-            epochs=1 if incremental else self.finetune_epochs,
-            reconstruction_weight=float(self.reconstruction_weight),
+            epochs=1 if incremental else settings["finetune_epochs"],
+            reconstruction_weight=float(settings["reconstruction_weight"]),
             pseudo_label_weight=self._pseudo_label_weight(),
-            consistency_weight=float(self.consistency_weight),
-            adversarial_epsilon=float(self.adversarial_epsilon),
+            consistency_weight=float(settings["consistency_weight"]),
+            adversarial_epsilon=float(settings["adversarial_epsilon"]),
             average_from_epoch=None if incremental else self.average_from_epoch,
             loss=loss,
             output_activation=output_activation,
@@ -402,19 +431,30 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
             return (supervised,)
         stages = []
         # A pretrained autoencoder is the start: its greedy pretraining is not repeated.
-        if self.pretrain_epochs > 0 and self.pretrained is None:
-            stages.append(GreedyPretraining(epochs=self.pretrain_epochs, loss=loss))
-        if self.unsupervised_finetune_epochs > 0:
-            stages.append(
-                Finetune(epochs=self.unsupervised_finetune_epochs, loss=loss, output_activation=output_activation)
-            )
-        if self.head_warmup_epochs > 0:
-            stages.append(SupervisedFinetune(epochs=self.head_warmup_epochs, head_only=True))
-        if self.finetune_epochs > 0:
+        if settings["pretrain_epochs"] > 0 and self.pretrained is None:
+            stages.append(GreedyPretraining(epochs=settings["pretrain_epochs"], loss=loss))
+        unsupervised_epochs = settings["unsupervised_finetune_epochs"]
+        if unsupervised_epochs > 0:
+            stages.append(Finetune(epochs=unsupervised_epochs, loss=loss, output_activation=output_activation))
+        if settings["head_warmup_epochs"] > 0:
+            stages.append(SupervisedFinetune(epochs=settings["head_warmup_epochs"], head_only=True))
+        if settings["finetune_epochs"] > 0:
             stages.append(supervised)
         return tuple(stages)
 
+    def _resolve_auto(self, X, targets, weights, continuing):
+        if continuing and hasattr(self, "resolved_params_"):
+            return dict(self.resolved_params_)  # the network goes on as it was trained
+        n_unlabeled = int((~targets.labeled).sum())
+        resolved = resolve_auto(
+            self.get_params(deep=False), X, n_unlabeled, self._unlabeled_rows_switch_terms_on, weights
+        )
+        if self.pretrained is not None and self.unsupervised_finetune_epochs == "auto":
+            resolved["unsupervised_finetune_epochs"] = 0  # the pretrained autoencoder had its own fine-tune
+        return resolved
+
     def _store_stage_results(self, result, *, continuing, incremental):
+        self.resolved_params_ = dict(self._resolved)
         if not continuing:
             unsupervised = result.results_of(Finetune)
             self.unsupervised_loss_curve_ = unsupervised[0].loss_curve if unsupervised else []

@@ -20,6 +20,15 @@ from sk_stackae._losses import Batch
 from sk_stackae._tasks import CLASSIFICATION, Consistency, PseudoLabels, VirtualAdversarialPerturbation
 
 FAST = {"batch_size": 64, "random_state": 0}
+# The stages and terms that "auto" turns on with unlabeled rows, off: the tests
+# below switch on the one they are about.
+NO_TERMS = {
+    "unsupervised_finetune_epochs": 0,
+    "head_warmup_epochs": 0,
+    "reconstruction_weight": 0.0,
+    "consistency_weight": 0.0,
+    "adversarial_epsilon": 0.0,
+}
 
 
 class PhaseLog(TrainingListener):
@@ -64,6 +73,8 @@ def test_the_stages_run_in_order_pretraining_on_every_row_and_the_head_on_labele
         unsupervised_finetune_epochs=2,
         head_warmup_epochs=2,
         finetune_epochs=3,
+        reconstruction_weight=0.0,
+        consistency_weight=0.0,
         unlabeled_label=-1,
         **FAST,
     )
@@ -114,9 +125,9 @@ def test_the_head_starts_at_the_class_prior(few_labels):
 
     first = FirstScores()
     with listening(log, first):
-        StackedAutoencoderClassifier((16,), pretrain_epochs=0, finetune_epochs=1, unlabeled_label=-1, **FAST).fit(
-            X, y_few
-        )
+        StackedAutoencoderClassifier(
+            (16,), pretrain_epochs=0, finetune_epochs=1, unlabeled_label=-1, **NO_TERMS, **FAST
+        ).fit(X, y_few)
     labels = y_few[y_few >= 0]
     prior = np.bincount(labels, minlength=10) / len(labels)
     np.testing.assert_allclose(first.probabilities.cpu().numpy(), np.tile(prior, (5, 1)), rtol=1e-5)
@@ -126,7 +137,7 @@ def test_pseudo_labels_train_unlabeled_rows_toward_their_predicted_class(few_lab
     X, _, y_few = few_labels
     log = PhaseLog()
     model = StackedAutoencoderClassifier(
-        (32,), pretrain_epochs=0, finetune_epochs=2, pseudo_label_weight=0.5, unlabeled_label=-1, **FAST
+        (32,), pretrain_epochs=0, finetune_epochs=2, pseudo_label_weight=0.5, unlabeled_label=-1, **NO_TERMS, **FAST
     )
     with listening(log):
         model.fit(X, y_few)
@@ -177,9 +188,9 @@ def test_consistency_trains_every_row_toward_the_prediction_of_its_clean_input(f
         (32, 8),
         pretrain_epochs=1,
         finetune_epochs=2,
-        consistency_weight=0.5,
         dropout=0.2,
         unlabeled_label=unlabeled_label,
+        **{**NO_TERMS, "consistency_weight": 0.5},
         **FAST,
     )
     with listening(log):
@@ -217,7 +228,14 @@ def test_consistency_trains_every_row_toward_the_prediction_of_its_clean_input(f
 def test_consistency_without_noise_or_dropout_is_called_out(few_labels):
     X, _, y_few = few_labels
     model = StackedAutoencoderClassifier(
-        (16,), pretrain_epochs=0, finetune_epochs=1, consistency_weight=1.0, noise=None, unlabeled_label=-1, **FAST
+        (16,),
+        pretrain_epochs=0,
+        finetune_epochs=1,
+        consistency_weight=1.0,
+        adversarial_epsilon=0.0,
+        noise=None,
+        unlabeled_label=-1,
+        **FAST,
     )
     with pytest.warns(UserWarning, match="consistency_weight=1.0 does nothing without noise, dropout"):
         model.fit(X, y_few)
@@ -460,8 +478,9 @@ def test_pretraining_on_unlabeled_rows_beats_no_pretraining_with_few_labels(digi
     y_few = np.full(len(train), -1)
     y_few[::20] = y[train][::20]
     common = {"hidden_layer_sizes": (64, 32), "batch_size": 32, "finetune_epochs": 60, "unlabeled_label": -1}
+    common.update({**NO_TERMS, "noise": "masking", "noise_level": 0.2})
     pretrained = StackedAutoencoderClassifier(
-        pretrain_epochs=15, noise="masking", noise_level=0.2, reconstruction_weight=1.0, random_state=0, **common
+        pretrain_epochs=15, random_state=0, **{**common, "reconstruction_weight": 1.0}
     ).fit(X[train], y_few)
     scratch = StackedAutoencoderClassifier(pretrain_epochs=0, random_state=0, **common).fit(X[train], y_few)
     assert pretrained.score(X[test], y[test]) > scratch.score(X[test], y[test]) + 0.03
@@ -530,7 +549,7 @@ def test_regressor_nan_targets_mark_unlabeled_rows_when_asked(diabetes):
         model.fit(X, y_few)
     assert set(log.phases[-1].train_indices.tolist()) == set(np.flatnonzero(~np.isnan(y_few)).tolist())
     assert np.isfinite(model.predict(X)).all()
-    with pytest.raises(ValueError, match="Input y contains NaN"):
+    with pytest.raises(ValueError, match=r"y contains NaN\. .* unlabeled_label=np\.nan"):
         StackedAutoencoderRegressor((16,), **FAST).fit(X, y_few)
 
 

@@ -84,6 +84,7 @@ def test_integer_weights_are_repeated_rows_with_every_semi_supervised_term(digit
         "finetune_epochs": 3,
         "reconstruction_weight": 0.5,
         "consistency_weight": 0.5,
+        "adversarial_epsilon": 0.0,  # its random directions are drawn per row
         "pseudo_label_weight": 0.2,
         "dropout": 0.0,
         "sparsity": 0.05,
