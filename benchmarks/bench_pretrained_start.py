@@ -5,12 +5,16 @@ rest marked -1), the second half tests. ``GridSearchCV`` (3 folds, refit)
 searches four heads (``learning_rate_init`` x ``alpha``) of a
 ``StackedAutoencoderClassifier`` two ways:
 
-- **pretrain in every fit**: the classifier pretrains greedily itself, in
-  each of the 12 fold fits and the refit, on that fit's rows;
-- **pretrained once**: a ``StackedAutoencoder`` of the same architecture and
-  pretraining is fitted once on every training row (labels are not used),
-  and the classifier starts from it (``pretrained=``), so the 13 fits train
-  heads and fine-tunes only.
+- **pretrain in every fit**: the classifier pretrains itself (20 greedy
+  epochs per layer and 5 of unsupervised fine-tune, masking noise), in each
+  of the 12 fold fits and the refit, on that fit's rows;
+- **pretrained once**: a ``StackedAutoencoder`` of the same architecture,
+  noise and epochs is fitted once on every training row (labels are not
+  used), and the classifier starts from it (``pretrained=``), so the 13
+  fits train heads and supervised fine-tunes only.
+
+Every other setting is the classifier's default (``"auto"``, here with
+unlabeled rows: the semi-supervised terms on).
 
 The second sees the rows of every fold's validation part while pretraining
 (their features, never their labels), as a user pretraining once on all
@@ -33,7 +37,10 @@ from sklearn.model_selection import GridSearchCV
 from sk_stackae import StackedAutoencoder, StackedAutoencoderClassifier
 
 ARCHITECTURE = {"hidden_layer_sizes": (128, 32), "batch_size": 64, "random_state": 0, "device": "cpu"}
-PRETRAIN_EPOCHS = 20
+# The classifier codes with its hidden activation; the autoencoder is given the same.
+CODES = {"code_activation": "relu"}
+UNSUPERVISED = {"pretrain_epochs": 20, "noise": "masking", "noise_level": 0.25}
+UNSUPERVISED_FINETUNE_EPOCHS = 5
 HEAD = {"head_warmup_epochs": 5, "finetune_epochs": 20, "unlabeled_label": -1}
 GRID = {"learning_rate_init": [1e-3, 3e-3], "alpha": [1e-4, 1e-3]}
 
@@ -43,11 +50,17 @@ def search(estimator):
 
 
 def pretrain_in_every_fit(X, y):
-    return search(StackedAutoencoderClassifier(pretrain_epochs=PRETRAIN_EPOCHS, **ARCHITECTURE, **HEAD)).fit(X, y)
+    classifier = StackedAutoencoderClassifier(
+        **UNSUPERVISED, unsupervised_finetune_epochs=UNSUPERVISED_FINETUNE_EPOCHS, **ARCHITECTURE, **HEAD
+    )
+    return search(classifier).fit(X, y)
 
 
 def pretrained_once(X, y):
-    autoencoder = StackedAutoencoder(pretrain_epochs=PRETRAIN_EPOCHS, finetune_epochs=0, **ARCHITECTURE).fit(X)
+    autoencoder = StackedAutoencoder(
+        **UNSUPERVISED, **CODES, finetune_epochs=UNSUPERVISED_FINETUNE_EPOCHS, **ARCHITECTURE
+    )
+    autoencoder.fit(X)
     return search(StackedAutoencoderClassifier(pretrained=autoencoder, **HEAD, random_state=0)).fit(X, y)
 
 

@@ -37,7 +37,7 @@ from sk_stackae import StackedAutoencoderOutlierDetector
 ODDS = ("arrhythmia", "cardio", "glass", "ionosphere", "letter", "lympho", "pima", "vertebral", "vowels", "wbc")
 DEFAULTS = {"widths": "auto", "trim_fraction": 0.2, "code_distance": True, "finetune_epochs": 60}
 GRID = {
-    "widths": ["auto", "(d, sqrt d)"],
+    "widths": ["auto", "three layers"],
     "trim_fraction": [0.0, 0.1, 0.2],
     "code_distance": [False, True],
     "finetune_epochs": [30, 60],
@@ -46,8 +46,11 @@ GRID = {
 
 def detector(config, n_features, seed):
     params = {key: value for key, value in config.items() if key != "widths"}
-    if config["widths"] != "auto":
-        params["hidden_layer_sizes"] = (n_features, max(1, round(n_features**0.5)))
+    if config["widths"] == "three layers":
+        # The alternative to "auto"'s (d, k): (h1, h2, k), h1 = min(64, 2 d), h2 halfway, k = round(sqrt d).
+        code = max(1, round(n_features**0.5))
+        first = max(code + 1, min(64, 2 * n_features))
+        params["hidden_layer_sizes"] = (first, max(code + 1, (first + code) // 2), code)
     return StackedAutoencoderOutlierDetector(random_state=seed, device="cpu", **params)
 
 

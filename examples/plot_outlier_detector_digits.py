@@ -6,7 +6,9 @@ Novel digits, and the pixels that give them away
 :class:`~sk_stackae.StackedAutoencoderOutlierDetector` follows
 scikit-learn's outlier-detector API: ``predict`` says +1 (inlier) or -1
 (outlier), ``decision_function`` is negative for outliers, and
-``score_samples`` is minus the reconstruction error. Its
+``score_samples`` is minus the outlier score (the larger of two robust
+z-scores: the reconstruction error, and the distance of the row's code from
+the typical codes). Its
 :meth:`~sk_stackae.StackedAutoencoderOutlierDetector.feature_errors` goes
 one step further and says *where* a row is abnormal: the reconstruction
 error of each of its features.
@@ -25,9 +27,9 @@ its feature errors show which pixels it could not explain.
 # turned off: standardising would divide the border pixels, which are
 # almost always blank, by their tiny standard deviations and make a stray
 # dot there count as much as a missing stroke. Every other setting is the
-# default: ``hidden_layer_sizes="auto"`` gives a 64-23-8 encoder (a code
-# of sqrt(64) = 8 units), and ``contamination="auto"`` takes the threshold
-# from the training errors alone.
+# default: ``hidden_layer_sizes="auto"`` gives a 64-64-8 encoder (a code
+# of sqrt(64) = 8 units), and ``contamination="auto"`` flags the rows more
+# than two robust standard deviations above the typical training row.
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -53,10 +55,10 @@ print(f"flagged: {flagged[is_novel].mean():.0%} of the novel test digits, {flagg
 # %%
 # The decision function splits the test images at 0: below it, outliers.
 # The known digits sit mostly above the threshold, as they did in training
-# (a few percent of them fall below: ``contamination="auto"`` flags the far
-# tail of the errors, and these images were not trained on); the novel ones
-# spread far below it, though not all of them: a novel digit drawn much
-# like a known one reconstructs well.
+# (about one in seven falls below: ``contamination="auto"`` is a screening
+# threshold, and these images were not trained on); the novel ones spread
+# far below it, though not all of them: a novel digit drawn much like a
+# known one reconstructs well.
 
 decision = detector.decision_function(X_test)
 figure, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
