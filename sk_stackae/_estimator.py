@@ -269,8 +269,8 @@ class StackedAutoencoder(
         split, noise, dropout) through a ``torch.Generator`` of this
         estimator's own; the global torch and numpy generators are neither
         read nor changed. On the CPU, an int and the same rows give
-        bit-identical results (the rows in memory or memory-mapped, float32
-        or float64).
+        bit-identical networks (the rows in memory or memory-mapped, float32
+        or float64); the codes follow the input's dtype.
 
     verbose : int, default=0
         ``1`` prints one line per epoch of every phase; ``2`` shows a

@@ -440,3 +440,13 @@ CHECKED_CONFIGURATIONS = [
 @parametrize_with_checks(CHECKED_CONFIGURATIONS)
 def test_sklearn_compatible_outlier_detector(estimator, check):
     run_check(estimator, check)
+
+
+def test_float32_and_float64_copies_train_the_same_detector(planted):
+    X = planted[0].astype(np.float32)
+    single = StackedAutoencoderOutlierDetector(**FAST).fit(X)
+    double = StackedAutoencoderOutlierDetector(**FAST).fit(X.astype(np.float64))
+    for p, q in zip(single.network_.parameters(), double.network_.parameters(), strict=True):
+        assert torch.equal(p, q)
+    # The scores are computed in float64 either way; the copies differ by rounding alone.
+    np.testing.assert_allclose(single.score_samples(X), double.score_samples(X), rtol=1e-5, atol=1e-5)
