@@ -45,7 +45,7 @@ from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
 
 from sk_stackae import StackedAutoencoderClassifier, StackedAutoencoderRegressor, _auto
 
-PREVIOUS_DEFAULTS = {
+PLAIN_PRETRAINING = {
     "pretrain_epochs": 10,
     "unsupervised_finetune_epochs": 0,
     "head_warmup_epochs": 0,
@@ -62,14 +62,14 @@ SEMI_SUPERVISED = {
     "epochs by steps, no adversarial step": ({"adversarial_epsilon": 0.0}, True),
     "fixed epochs (5, 5, 20, 20), adversarial step": ({}, False),
     "fixed epochs, no adversarial step": ({"adversarial_epsilon": 0.0}, False),
-    "previous defaults (pretrain 10, masking, 50 epochs)": (PREVIOUS_DEFAULTS, False),
+    "pretraining (10 epochs, masking), 50 supervised epochs, no terms": (PLAIN_PRETRAINING, False),
 }
 # Candidates for the regime where every row is labeled.
 EVERY_LABEL = {
     "auto: plain network, epochs by steps": ({}, True),
     "plain network, 50 epochs": ({}, False),
     "masking noise 0.25, epochs by steps": ({"noise": "masking"}, True),
-    "previous defaults (pretrain 10, masking, 50 epochs)": ({"pretrain_epochs": 10, "noise": "masking"}, False),
+    "pretraining (10 epochs, masking), 50 epochs": ({"pretrain_epochs": 10, "noise": "masking"}, False),
 }
 
 

@@ -6,7 +6,6 @@ import numpy as np
 import scipy.special
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
-from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -17,6 +16,7 @@ from ._supervised import (
     _SHARED_ATTRIBUTES_DOC,
     _SHARED_PARAMETERS_DOC,
     _SUPERVISED_CONSTRAINTS,
+    _labeled_part,
     _SupervisedStackedAutoencoder,
 )
 from ._tasks import CLASSIFICATION, MULTILABEL
@@ -487,13 +487,7 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         """
         y = np.asarray(y)
         if self.unlabeled_label is not None:
-            labeled = self._labeled_rows(y)
-            if not labeled.any():
-                raise ValueError("Every row of y is unlabeled: there is no label to score against.")
-            X = _safe_indexing(X, np.flatnonzero(labeled))
-            y = y[labeled]
-            if sample_weight is not None:
-                sample_weight = np.asarray(sample_weight)[labeled]
+            X, y, sample_weight = _labeled_part(X, y, sample_weight, self._labeled_rows(y))
             if y.dtype == object:
                 y = y.astype(self.classes_.dtype)
         return accuracy_score(y, self.predict(X), sample_weight=sample_weight)

@@ -34,7 +34,7 @@ from ._data import TensorRows, cache_codes, column_means, inference_batch_size, 
 from ._distributed import SingleProcess
 from ._listeners import Listeners
 from ._loop import Phase, train_phase, weighted_batch_rows
-from ._losses import Noise, Objective, ReconstructionError, SparsityPenalty, TrimmedReconstructionError
+from ._losses import ReconstructionError, TrimmedReconstructionError, objective_for
 from ._memory import out_of_memory_explained
 from ._network import build_network
 from ._optim import continue_optimizer
@@ -346,26 +346,6 @@ class FitResult:
         return [result for stage, result in self.phases if isinstance(stage, stage_type)]
 
 
-def objective_for(options, terms, code_activations, perturbation=None):
-    """A phase's objective: ``terms``, with the noise, dropout and sparsity penalty of ``options``.
-
-    ``code_activations`` are the activations of the codes the phase's pass
-    returns, which choose their sparsity penalty.
-    """
-    noisy = options.noise is not None and options.noise_level > 0
-    return Objective(
-        terms=tuple(terms),
-        penalty=(
-            SparsityPenalty(options.sparsity, options.sparsity_target, list(code_activations))
-            if options.sparsity
-            else None
-        ),
-        noise=Noise(options.noise, options.noise_level) if noisy else None,
-        perturbation=perturbation,
-        dropout=options.dropout,
-    )
-
-
 # ------------------------------------------------------------------- fit
 
 
@@ -540,7 +520,7 @@ class _Fit:
         self.replicas.broadcast_parameters(self.network.head.parameters())
 
     def objective(self, terms, code_activations, perturbation=None):
-        """The objective of a phase of this fit (see :func:`objective_for`)."""
+        """The objective of a phase of this fit (see :func:`~sk_stackae._losses.objective_for`)."""
         return objective_for(self.options, terms, code_activations, perturbation)
 
     def split_on(self, rows):

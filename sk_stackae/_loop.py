@@ -45,7 +45,7 @@ class TrainingOptions:
 
     ``noise`` to ``sparsity_target`` are the regularisation that the engine
     builds into every phase's objective
-    (:func:`sk_stackae._engine.objective_for`); the rest is how the loop
+    (:func:`sk_stackae._losses.objective_for`); the rest is how the loop
     optimises.
     """
 

@@ -429,3 +429,23 @@ class Objective:
             else:
                 gradients[term.output] = gradient
         return total, gradients
+
+
+def objective_for(options, terms, code_activations, perturbation=None):
+    """A phase's objective: ``terms``, with the noise, dropout and sparsity penalty of ``options``.
+
+    ``code_activations`` are the activations of the codes the phase's pass
+    returns, which choose their sparsity penalty.
+    """
+    noisy = options.noise is not None and options.noise_level > 0
+    return Objective(
+        terms=tuple(terms),
+        penalty=(
+            SparsityPenalty(options.sparsity, options.sparsity_target, list(code_activations))
+            if options.sparsity
+            else None
+        ),
+        noise=Noise(options.noise, options.noise_level) if noisy else None,
+        perturbation=perturbation,
+        dropout=options.dropout,
+    )

@@ -2,13 +2,14 @@
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
-from sklearn.utils import _safe_indexing, check_array
+from sklearn.utils import check_array
 
 from ._engine import Targets
 from ._supervised import (
     _SHARED_ATTRIBUTES_DOC,
     _SHARED_PARAMETERS_DOC,
     _SUPERVISED_CONSTRAINTS,
+    _labeled_part,
     _SupervisedStackedAutoencoder,
 )
 from ._tasks import REGRESSION
@@ -311,12 +312,7 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
             y = np.asarray(y, dtype=np.float64)
             missing = np.isnan(y)
             labeled = ~(missing.all(axis=1) if y.ndim == 2 else missing)
-            if not labeled.any():
-                raise ValueError("Every row of y is NaN (unlabeled): there is no target to score against.")
-            X = _safe_indexing(X, np.flatnonzero(labeled))
-            y = y[labeled]
-            if sample_weight is not None:
-                sample_weight = np.asarray(sample_weight)[labeled]
+            X, y, sample_weight = _labeled_part(X, y, sample_weight, labeled)
         return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):

@@ -12,6 +12,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._activations import ACTIVATIONS
@@ -509,6 +510,15 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
     @property
     def _n_features_out(self):
         return self.network_.code_size
+
+
+def _labeled_part(X, y, sample_weight, labeled):
+    """The rows of ``X``, ``y`` and ``sample_weight`` that ``labeled`` marks, for scoring; none is a ValueError."""
+    if not labeled.any():
+        raise ValueError("Every row of y is unlabeled: there is no target to score against.")
+    rows = np.flatnonzero(labeled)
+    weights = None if sample_weight is None else np.asarray(sample_weight)[labeled]
+    return _safe_indexing(X, rows), y[labeled], weights
 
 
 def __getattr__(name):
