@@ -168,6 +168,8 @@ SEARCH = {
     "no pretraining": NO_PRETRAINING,
     "no pretraining, dropout 0.5": {**NO_PRETRAINING, "dropout": 0.5},
     "no pretraining, dropout 0.5, 500 epochs": {**NO_PRETRAINING, "dropout": 0.5, "finetune_epochs": 500},
+    # What a user gets: every setting "auto" (curve: the supervised epochs set by --curve-epochs).
+    "defaults": DEFAULTS,
 }
 FULL_SEARCH = {
     "pretrained, dropout 0.2, 60 epochs": {
@@ -201,6 +203,7 @@ FULL_SEARCH = {
 }
 RECIPES = {
     "defaults": DEFAULTS,
+    "defaults, dropout 0.5": {**DEFAULTS, "dropout": 0.5},
     "reconstruction": RECIPE,
     "reconstruction+pseudo": {**RECIPE, "pseudo_label_weight": 0.3},
 }
@@ -271,7 +274,7 @@ def few_label_contenders(seed, device, recipe):
 def run_few(args, X_train, y_train, X_test, y_test):
     rows = []
     results = {}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         y_few = few_labels(y_train, args.labels, seed)
         contenders = few_label_contenders(seed, args.device, args.recipe)
         for method in args.methods:
@@ -353,7 +356,18 @@ class TestErrorCurve(TrainingListener):
         self.average_from = average_from
         self.errors = {}
         self.averaged_errors = {}
+        self.fit_seconds = {}
+        self.phase_seconds = {}
         self.average = None
+        # The fit's clock, less the time spent measuring test errors.
+        self.started = time.perf_counter()
+        self.evaluation_seconds = 0.0
+
+    def elapsed(self):
+        return time.perf_counter() - self.started - self.evaluation_seconds
+
+    def phase_ended(self, phase, result):
+        self.phase_seconds[phase.name] = self.elapsed()
 
     def test_error(self, network, device):
         rows = torch.as_tensor(self.X_test, dtype=torch.float32, device=device)
@@ -371,12 +385,15 @@ class TestErrorCurve(TrainingListener):
         self.average.epoch_ended(None, EpochRecord(epoch, loss))
         if epoch % self.every:
             return
+        self.fit_seconds[epoch] = self.elapsed()
+        evaluation_started = time.perf_counter()
         self.errors[epoch] = self.test_error(network, device)
-        line = f"    epoch {epoch}: {self.errors[epoch]:.2f} %"
+        line = f"    epoch {epoch} ({self.fit_seconds[epoch]:.0f} s into the fit): {self.errors[epoch]:.2f} %"
         if epoch >= self.average_from:
             with swapped_in(self.average.parameters, self.average.evaluation_weights()):
                 self.averaged_errors[epoch] = self.test_error(network, device)
             line += f", averaged from epoch {self.average_from}: {self.averaged_errors[epoch]:.2f} %"
+        self.evaluation_seconds += time.perf_counter() - evaluation_started
         print(line, flush=True)
 
 
@@ -387,12 +404,17 @@ def run_curve(args, X_train, y_train, X_test, y_test):
         y = few_labels(y_train, args.labels, seed)
         for name in names:
             print(f"  seed {seed} {name}, {args.curve_epochs} supervised epochs", flush=True)
-            curve = TestErrorCurve(X_test, y_test, args.every, args.average_from)
             params = {**SEARCH[name], "finetune_epochs": args.curve_epochs}
+            model = classifier(seed, args.device, **params)
+            curve = TestErrorCurve(X_test, y_test, args.every, args.average_from)
             with listening(curve):
-                classifier(seed, args.device, **params).fit(X_train, y)
+                model.fit(X_train, y)
+            print(f"    seconds into the fit at the end of each stage: {curve.phase_seconds}", flush=True)
+            print(f"    resolved: {getattr(model, 'resolved_params_', {})}", flush=True)
             rows.append((name, seed, "last", curve.errors))
-            rows.append((name, seed, f"averaged from {args.average_from}", curve.averaged_errors))
+            if curve.averaged_errors:
+                rows.append((name, seed, f"averaged from {args.average_from}", curve.averaged_errors))
+            rows.append((name, seed, "fit s (evaluations left out)", curve.fit_seconds))
     epochs = sorted({epoch for *_, errors in rows for epoch in errors})
     print(f"\n{args.labels} labels, test error % after each number of supervised epochs\n")
     print_table(
@@ -508,7 +530,7 @@ def main(argv=None):
         "--labels", type=int, default=1000, help="labeled training rows (few, ablation, search; 0: all, search)"
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds (few, search, curve)")
-    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (search, curve)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (few, search, curve)")
     parser.add_argument("--curve-epochs", type=int, default=100, help="supervised epochs (curve)")
     parser.add_argument("--every", type=int, default=10, help="epochs between test errors (curve)")
     parser.add_argument("--average-from", type=int, default=20, help="the first epoch of the averaged weights (curve)")

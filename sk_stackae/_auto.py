@@ -60,7 +60,8 @@ UNLABELED_ROWS = {
 
 # The fewest optimiser steps a stage whose epochs are "auto" takes: a small
 # data set gives few batches an epoch, and gets more epochs (at most
-# MAX_AUTO_EPOCHS); a large one keeps the epochs above.
+# MAX_AUTO_EPOCHS); a large one keeps the epochs above, unless MAX_STEPS
+# caps them.
 MIN_STEPS = {
     "pretrain_epochs": 500,
     "unsupervised_finetune_epochs": 500,
@@ -69,6 +70,10 @@ MIN_STEPS = {
 }
 MIN_STEPS_EVERY_ROW_LABELED = {"finetune_epochs": 1000}
 MAX_AUTO_EPOCHS = 500
+# The most steps of the semi-supervised fine-tune, whose steps cost several
+# passes each: on 60,000 rows its 20 epochs would be most of the fit's time
+# for little gain (bench_supervised.py's error-against-time curve).
+MAX_STEPS = {"finetune_epochs": 3500}
 
 # The virtual adversarial step, as a share of the rows' median L2 norm.
 ADVERSARIAL_SHARE_OF_NORM = 0.1
@@ -91,12 +96,19 @@ def median_row_norm(X, weights=None):
     return weighted_percentile(norms, None if weights is None else np.asarray(weights)[::step], 50.0)
 
 
-def _epochs(floor, min_steps, rows_per_epoch, batch_size):
-    """At least ``floor`` epochs, and enough of them for ``min_steps`` steps of ``batch_size`` rows."""
+def _epochs(floor, min_steps, rows_per_epoch, batch_size, max_steps=None):
+    """At least ``floor`` epochs and ``min_steps`` steps of ``batch_size`` rows; at most ``max_steps`` steps' epochs.
+
+    ``max_steps`` wins over ``floor``: a large data set gets the fewest
+    whole epochs that reach it, and never fewer than one.
+    """
     if floor == 0:
         return 0
     steps_per_epoch = max(1, math.ceil(rows_per_epoch / batch_size))
-    return int(min(MAX_AUTO_EPOCHS, max(floor, math.ceil(min_steps / steps_per_epoch))))
+    epochs = min(MAX_AUTO_EPOCHS, max(floor, math.ceil(min_steps / steps_per_epoch)))
+    if max_steps is not None:
+        epochs = min(epochs, max(1, math.ceil(max_steps / steps_per_epoch)))
+    return int(epochs)
 
 
 def resolve_auto(params, X, n_unlabeled, semi_supervised=True, weights=None):
@@ -138,7 +150,7 @@ def resolve_auto(params, X, n_unlabeled, semi_supervised=True, weights=None):
             "finetune_epochs": n_unlabeled + n_labeled * max(1, round(n_unlabeled / max(1, n_labeled))),
         }
         for name, rows in rows_per_epoch.items():
-            choices[name] = _epochs(choices[name], MIN_STEPS[name], rows, batch_size)
+            choices[name] = _epochs(choices[name], MIN_STEPS[name], rows, batch_size, MAX_STEPS.get(name))
         if params["adversarial_epsilon"] == "auto":
             choices["adversarial_epsilon"] = ADVERSARIAL_SHARE_OF_NORM * median_row_norm(X, weights)
     resolved = {name: choices[name] if params[name] == "auto" else params[name] for name in AUTO_PARAMETERS}

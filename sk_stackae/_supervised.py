@@ -100,8 +100,9 @@ _SHARED_PARAMETERS_DOC = """
         end to end on the labeled rows (the most, with early stopping).
         ``"auto"``: in the semi-supervised recipe at least 20 and enough for
         2000 steps (each epoch then sees every unlabeled row, see
-        ``reconstruction_weight``); for a plain network at least 50 and
-        enough for 1000 steps. At most 500 either way.
+        ``reconstruction_weight``), but no more epochs than 3500 steps take,
+        so that a large data set's fit stays short; for a plain network at
+        least 50 and enough for 1000 steps. At most 500 either way.
 
     average_from_epoch : int or None, default=None
         When set, the supervised fine-tune ends with the mean of the

@@ -12,6 +12,7 @@ from sk_stackae._auto import (
     AUTO_PARAMETERS,
     EVERY_ROW_LABELED,
     MAX_AUTO_EPOCHS,
+    MAX_STEPS,
     MIN_STEPS,
     UNLABELED_ROWS,
     median_row_norm,
@@ -64,13 +65,29 @@ def test_auto_epochs_give_small_data_enough_steps_and_large_data_the_floor():
     small = resolve_auto(auto_params(), np.ones((900, 4)), n_unlabeled=850)
     large = resolve_auto(auto_params(), np.ones((60000, 4)), n_unlabeled=59000)
     for name in EPOCHS:
-        assert UNLABELED_ROWS[name] <= large[name] < small[name] <= MAX_AUTO_EPOCHS
+        assert 1 <= large[name] < small[name] <= MAX_AUTO_EPOCHS
+        if name not in MAX_STEPS:
+            assert large[name] >= UNLABELED_ROWS[name]
     # 900 rows are 4 batches: 500 steps of pretraining take 125 epochs.
     assert small["pretrain_epochs"] == MIN_STEPS["pretrain_epochs"] // 4
     assert large["pretrain_epochs"] == UNLABELED_ROWS["pretrain_epochs"]
     # The batch size counts: batches of 64 give four times the steps an epoch.
     fewer = resolve_auto(auto_params(batch_size=64), np.ones((900, 4)), n_unlabeled=850)
     assert fewer["pretrain_epochs"] == math.ceil(MIN_STEPS["pretrain_epochs"] / 15)
+
+
+def test_the_semi_supervised_fine_tune_of_a_large_data_set_stops_at_its_step_budget():
+    # 59,000 unlabeled rows and 1000 labeled ones seen 59 times: 118,000 rows, 461 batches of 256 an epoch.
+    large = resolve_auto(auto_params(), np.ones((60000, 4)), n_unlabeled=59000)
+    assert large["finetune_epochs"] == math.ceil(MAX_STEPS["finetune_epochs"] / 461) < UNLABELED_ROWS["finetune_epochs"]
+    # A set whose floor stays within the budget keeps the floor: 20 epochs of 155 batches.
+    middle = resolve_auto(auto_params(), np.ones((20000, 4)), n_unlabeled=19800)
+    assert middle["finetune_epochs"] == UNLABELED_ROWS["finetune_epochs"]
+    # Even a budget below one epoch trains one.
+    huge = resolve_auto(auto_params(batch_size=8), np.ones((60000, 4)), n_unlabeled=59000)
+    assert huge["finetune_epochs"] == 1
+    # An explicit number of epochs is not capped.
+    assert resolve_auto(auto_params(finetune_epochs=30), np.ones((60000, 4)), n_unlabeled=59000)["finetune_epochs"] == 30
 
 
 def test_the_median_norm_of_sparse_rows_is_that_of_the_dense_ones(digits):
