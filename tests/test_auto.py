@@ -87,7 +87,8 @@ def test_the_semi_supervised_fine_tune_of_a_large_data_set_stops_at_its_step_bud
     huge = resolve_auto(auto_params(batch_size=8), np.ones((60000, 4)), n_unlabeled=59000)
     assert huge["finetune_epochs"] == 1
     # An explicit number of epochs is not capped.
-    assert resolve_auto(auto_params(finetune_epochs=30), np.ones((60000, 4)), n_unlabeled=59000)["finetune_epochs"] == 30
+    explicit = resolve_auto(auto_params(finetune_epochs=30), np.ones((60000, 4)), n_unlabeled=59000)
+    assert explicit["finetune_epochs"] == 30
 
 
 def test_the_median_norm_of_sparse_rows_is_that_of_the_dense_ones(digits):
