@@ -54,8 +54,8 @@ def onnx_session(model, dtype, n_features):
     started = time.perf_counter()
     onx = skl2onnx.to_onnx(model, np.zeros((1, n_features), dtype=dtype), options=options)
     seconds = time.perf_counter() - started
-    session = onnxruntime.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session, seconds, onx.ByteSize()
+    ort_session = onnxruntime.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    return ort_session, seconds, onx.ByteSize()
 
 
 def main(argv=None):
@@ -76,12 +76,12 @@ def main(argv=None):
     rows = []
     for operation, model in models.items():
         for dtype in (np.float32, np.float64):
-            session, convert_seconds, size = onnx_session(model, dtype, n_features)
-            output = session.get_outputs()[0].name  # the codes, or the labels
+            ort_session, convert_seconds, size = onnx_session(model, dtype, n_features)
+            output = ort_session.get_outputs()[0].name  # the codes, or the labels
             ours = getattr(model, operation)
 
-            def theirs(data, session=session, output=output):
-                return session.run([output], {"X": data})[0]
+            def theirs(data, ort_session=ort_session, output=output):
+                return ort_session.run([output], {"X": data})[0]
 
             for n_rows in args.rows:
                 data = X[:n_rows].astype(dtype)
