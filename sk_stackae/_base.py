@@ -6,8 +6,6 @@ that once. Each estimator adds the stages it trains, the targets it
 predicts and the methods of its scikit-learn role.
 """
 
-import math
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -16,7 +14,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import FLOAT_DTYPES, _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import __version__
 from ._accel.switches import acceleration_from_environment
@@ -26,6 +24,14 @@ from ._data import inference_batch_size, map_row_batches
 from ._device import cpu_has_bfloat16_units, device_for_loading, resolve_device, tree_to_numpy, tree_to_torch
 from ._distributed import replicas_for
 from ._engine import FitPlan, FittedState, GreedyPretraining, fit_network
+from ._inputs import (
+    _as_float_input,
+    _check_validation_split,
+    _checked_sample_weight,
+    _float_dtypes,
+    _seed,
+    _unchanged_on_failure,
+)
 from ._listeners import attached_listeners
 from ._loop import PhaseResult, TrainingOptions, seeded_generator
 from ._losses import NOISES
@@ -527,79 +533,3 @@ class BaseStackedAutoencoder(BaseEstimator):
                 saved_optimizer = optimizer_saved_in_format_1(saved_optimizer, parameters)
             # Rebound to the restored parameters, with the class and groups it was saved with.
             self._optimizer = optimizer_from_numpy(saved_optimizer, parameters)
-
-
-@contextmanager
-def _unchanged_on_failure(estimator):
-    """Put the estimator's attributes back as they were if the block raises.
-
-    A fit that fails leaves no half-fitted estimator behind: neither new
-    fitted attributes nor a changed ``n_features_in_``.
-    """
-    saved = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved)
-        raise
-
-
-def _checked_sample_weight(sample_weight, X):
-    """``sample_weight`` as non-negative float64 weights of ``X``'s rows (not all 0), or None."""
-    if sample_weight is None:
-        return None
-    return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-
-
-def _check_validation_split(validation_fraction, n_samples):
-    """Refuse, before any training, a validation split that leaves one side empty."""
-    n_validation = math.ceil(validation_fraction * n_samples)
-    if n_validation < 1 or n_validation >= n_samples:
-        raise ValueError(
-            f"early_stopping=True with validation_fraction={validation_fraction} holds out "
-            f"{n_validation} of {n_samples} sample(s), which leaves "
-            f"{'none to validate on' if n_validation < 1 else 'none to train on'}. "
-            "Use more samples, another validation_fraction, or early_stopping=False."
-        )
-
-
-def _float_dtypes(X):
-    """The dtypes validation may give ``X``: float32 first for float32 input of any container.
-
-    numpy arrays and pandas frames keep float32 through scikit-learn's
-    validation by themselves; polars frames and torch tensors come back as
-    float64 unless float32 is asked for.
-    """
-    dtype = getattr(X, "dtype", None)
-    if dtype is not None and str(dtype) in ("float32", "torch.float32"):
-        return np.float32
-    dtypes = getattr(X, "dtypes", None)
-    if isinstance(dtypes, list) and dtypes and all(str(column) == "Float32" for column in dtypes):
-        return np.float32  # a polars frame whose every column is Float32
-    return FLOAT_DTYPES
-
-
-def _as_float_input(X):
-    """Validated input in a dtype the network computes in: float16 becomes float32.
-
-    Half precision on the CPU is slow and loses digits that training and
-    inference need, so float16 rows are converted once, as integers are
-    converted to float64 by validation.
-    """
-    if X.dtype == np.float16:
-        return X.astype(np.float32)
-    return X
-
-
-def _seed(random_state):
-    """An integer seed drawn from ``random_state``.
-
-    ``None`` seeds from fresh OS entropy rather than from numpy's global
-    generator, which this estimator never reads.
-    """
-    if random_state is None:
-        return np.random.SeedSequence().entropy % 2**63
-    if isinstance(random_state, np.random.RandomState):
-        return random_state.randint(np.iinfo(np.int32).max)
-    return int(random_state)

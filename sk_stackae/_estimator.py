@@ -5,8 +5,9 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit
 from sklearn.utils import check_array
 from sklearn.utils.validation import FLOAT_DTYPES, _check_sample_weight, check_is_fitted
 
-from ._base import BaseStackedAutoencoder, _as_float_input
+from ._base import BaseStackedAutoencoder
 from ._engine import Finetune, GreedyPretraining
+from ._inputs import _as_float_input
 from ._losses import ReconstructionError
 
 

@@ -519,11 +519,6 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, OutlierScoring, Reconstruc
     def _trim_fraction(self):
         return float(self.trim_fraction)
 
-    def _validate_scoring_input(self, X):
-        X = self._validate_inference_input(X)
-        self._check_value_range(X)
-        return X
-
     def score_samples(self, X):
         """Minus each row's outlier score: the lower, the more abnormal.
 
@@ -545,33 +540,6 @@ class StackedAutoencoderOutlierDetector(OutlierMixin, OutlierScoring, Reconstruc
         X = self._validate_scoring_input(X)
         feature_errors, codes = self._errors_and_codes(X)
         return (-self._views.outlier_scores(feature_errors, codes)).astype(X.dtype)
-
-    def feature_errors(self, X):
-        """The reconstruction error of every feature of every row: which columns make a row an outlier.
-
-        With ``standardize=True`` (and ``loss="mse"``), the squared
-        difference between a column's value and its reconstruction, in
-        standard deviations of that column squared: a 9 means the
-        reconstruction is three standard deviations off. With ``loss="bce"``
-        it is each feature's relative entropy. The reconstruction view of
-        :meth:`score_samples` sums them, each divided by its column's mean
-        error over the typical training rows (``error_scale_``).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Rows to explain.
-
-        Returns
-        -------
-        errors : ndarray or DataFrame of shape (n_samples, n_features)
-            The error of every feature of every row, in ``X``'s float dtype;
-            a pandas or polars frame with the feature names after
-            ``set_output(transform="pandas")`` (or ``"polars"``).
-        """
-        validated = self._validate_scoring_input(X)
-        errors = self._errors_and_codes(validated)[0].astype(validated.dtype)
-        return self._in_output_container(errors, X)
 
     def decision_function(self, X):
         """How far each row's score is above the threshold: negative for outliers.

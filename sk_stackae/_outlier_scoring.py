@@ -4,8 +4,9 @@
 :class:`~sk_stackae.StackedAutoencoderOutlierDetector`: it learns the views'
 statistics and the threshold from the training rows once the network is
 trained (:mod:`sk_stackae._outlier_views`), computes every row's feature
-errors and code in float64, and gives :meth:`feature_errors` the container
-that ``set_output`` asks for.
+errors and code in float64, and answers :meth:`feature_errors` (which
+columns make a row an outlier) in the container that ``set_output`` asks
+for.
 """
 
 import numpy as np
@@ -62,6 +63,38 @@ class OutlierScoring:
         return Views(self.error_scale_, self.code_mean_, self.code_precision_, self.score_center_, self.score_scale_)
 
     # ---------------------------------------------------------- inference
+
+    def _validate_scoring_input(self, X):
+        X = self._validate_inference_input(X)
+        self._check_value_range(X)
+        return X
+
+    def feature_errors(self, X):
+        """The reconstruction error of every feature of every row: which columns make a row an outlier.
+
+        With ``standardize=True`` (and ``loss="mse"``), the squared
+        difference between a column's value and its reconstruction, in
+        standard deviations of that column squared: a 9 means the
+        reconstruction is three standard deviations off. With ``loss="bce"``
+        it is each feature's relative entropy. The reconstruction view of
+        :meth:`score_samples` sums them, each divided by its column's mean
+        error over the typical training rows (``error_scale_``).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Rows to explain.
+
+        Returns
+        -------
+        errors : ndarray or DataFrame of shape (n_samples, n_features)
+            The error of every feature of every row, in ``X``'s float dtype;
+            a pandas or polars frame with the feature names after
+            ``set_output(transform="pandas")`` (or ``"polars"``).
+        """
+        validated = self._validate_scoring_input(X)
+        errors = self._errors_and_codes(validated)[0].astype(validated.dtype)
+        return self._in_output_container(errors, X)
 
     def _errors_and_codes(self, X, *, standardised=False):
         """The error of every feature of validated ``X`` and every row's code, in float64.
