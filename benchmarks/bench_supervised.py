@@ -45,6 +45,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
 
 from sk_stackae import StackedAutoencoderClassifier, StackedAutoencoderRegressor
+from sk_stackae._auto import EVERY_ROW_LABELED
 from sk_stackae._callbacks import EpochRecord, WeightAverage, swapped_in
 from sk_stackae._engine import SUPERVISED_NAME
 from sk_stackae._listeners import TrainingListener, listening
@@ -55,16 +56,8 @@ HIDDEN = (1000, 500, 250)
 # it names what "auto" would otherwise choose: greedy pretraining with
 # masking noise, no semi-supervised term. The "defaults" recipe starts from
 # the "auto" defaults instead.
-EXPLICIT_SETTINGS = {
-    "pretrain_epochs": 10,
-    "unsupervised_finetune_epochs": 0,
-    "head_warmup_epochs": 0,
-    "finetune_epochs": 50,
-    "reconstruction_weight": 0.0,
-    "consistency_weight": 0.0,
-    "adversarial_epsilon": 0.0,
-    "noise": "masking",
-}
+# The plain network's settings, plus 10 epochs of masking-noise pretraining.
+EXPLICIT_SETTINGS = {**EVERY_ROW_LABELED, "pretrain_epochs": 10, "noise": "masking"}
 DEFAULTS = {name: "auto" for name in EXPLICIT_SETTINGS}
 
 # The few-label recipe: masking-noise pretraining on every row, a short
@@ -489,24 +482,11 @@ def run_speed(args, X_train, y_train, X_test, y_test):
 def run_regression(args):
     X, y = load_diabetes(return_X_y=True)
     cv = KFold(5, shuffle=True, random_state=0)
+    ours = {"finetune_epochs": 200, "batch_size": 32, "noise": "masking", "device": "cpu", "random_state": 0}
     contenders = {
-        "StackedAutoencoderRegressor (pretrained)": StackedAutoencoderRegressor(
-            (32, 16),
-            pretrain_epochs=20,
-            finetune_epochs=200,
-            batch_size=32,
-            noise="masking",
-            device="cpu",
-            random_state=0,
-        ),
+        "StackedAutoencoderRegressor (pretrained)": StackedAutoencoderRegressor((32, 16), pretrain_epochs=20, **ours),
         "StackedAutoencoderRegressor (no pretraining)": StackedAutoencoderRegressor(
-            (32, 16),
-            pretrain_epochs=0,
-            finetune_epochs=200,
-            batch_size=32,
-            noise="masking",
-            device="cpu",
-            random_state=0,
+            (32, 16), pretrain_epochs=0, **ours
         ),
         "MLPRegressor": MLPRegressor(hidden_layer_sizes=(32, 16), batch_size=32, max_iter=200, random_state=0),
     }

@@ -45,16 +45,8 @@ from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
 
 from sk_stackae import StackedAutoencoderClassifier, StackedAutoencoderRegressor, _auto
 
-PLAIN_PRETRAINING = {
-    "pretrain_epochs": 10,
-    "unsupervised_finetune_epochs": 0,
-    "head_warmup_epochs": 0,
-    "finetune_epochs": 50,
-    "reconstruction_weight": 0.0,
-    "consistency_weight": 0.0,
-    "adversarial_epsilon": 0.0,
-    "noise": "masking",
-}
+# The plain network's settings, plus 10 epochs of masking-noise pretraining.
+PLAIN_PRETRAINING = {**_auto.EVERY_ROW_LABELED, "pretrain_epochs": 10, "noise": "masking"}
 # Candidates for the regime with unlabeled rows: (changes to the "auto"
 # settings, whether "auto" epochs follow the step budget of sk_stackae._auto).
 SEMI_SUPERVISED = {
@@ -113,6 +105,13 @@ def few_labels(y, per_class, seed):
     return y_few
 
 
+def standardised_split(X, y, test_size, per_class):
+    """A stratified split, standardised on its training part, with ``per_class`` labels a class kept."""
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size, stratify=y, random_state=0)
+    scaler = StandardScaler().fit(X_train)
+    return scaler.transform(X_train), few_labels(y_train, per_class, 0), scaler.transform(X_test), y_test
+
+
 def semi_supervised_sets(data_dir, quick):
     """name -> (X_train, y_few, X_test, y_test), every row scaled as a user's pipeline would."""
     sets = {}
@@ -120,26 +119,11 @@ def semi_supervised_sets(data_dir, quick):
     X_train, X_test, y_train, y_test = train_test_split(X / 16, y, test_size=0.5, stratify=y, random_state=0)
     sets["digits, 50 labels"] = (X_train, few_labels(y_train, 5, 0), X_test, y_test)
     sets["digits, 200 labels"] = (X_train, few_labels(y_train, 20, 0), X_test, y_test)
-    X, y = load_breast_cancer(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
-    scaler = StandardScaler().fit(X_train)
-    sets["breast_cancer, 20 labels"] = (
-        scaler.transform(X_train),
-        few_labels(y_train, 10, 0),
-        scaler.transform(X_test),
-        y_test,
-    )
+    sets["breast_cancer, 20 labels"] = standardised_split(*load_breast_cancer(return_X_y=True), 0.3, 10)
     X, y = make_classification(
         n_samples=20000, n_features=50, n_informative=10, n_redundant=10, n_classes=4, random_state=0
     )
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-    scaler = StandardScaler().fit(X_train)
-    sets["synthetic 20k x 50, 200 labels"] = (
-        scaler.transform(X_train),
-        few_labels(y_train, 50, 0),
-        scaler.transform(X_test),
-        y_test,
-    )
+    sets["synthetic 20k x 50, 200 labels"] = standardised_split(X, y, 0.25, 50)
     if not quick and data_dir:
         for name, folder in (("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist")):
             X, y, _, _ = load_mnist_like(Path(data_dir) / folder)
