@@ -96,6 +96,11 @@ def median_row_norm(X, weights=None):
     return weighted_percentile(norms, None if weights is None else np.asarray(weights)[::step], 50.0)
 
 
+def corrupts_inputs(noise, noise_level, dropout, adversarial_epsilon):
+    """Whether the training pass sees corrupted inputs: what the consistency term needs to do anything."""
+    return (noise is not None and noise_level > 0) or dropout > 0 or adversarial_epsilon > 0
+
+
 def _epochs(floor, min_steps, rows_per_epoch, batch_size, max_steps=None):
     """At least ``floor`` epochs and ``min_steps`` steps of ``batch_size`` rows; at most ``max_steps`` steps' epochs.
 
@@ -157,7 +162,9 @@ def resolve_auto(params, X, n_unlabeled, semi_supervised=True, weights=None):
     # An "auto" term that the explicit settings leave without effect is off, not an error.
     if params["adversarial_epsilon"] == "auto" and resolved["consistency_weight"] == 0:
         resolved["adversarial_epsilon"] = 0.0
-    corrupted = resolved["noise"] is not None or params["dropout"] > 0 or resolved["adversarial_epsilon"] > 0
+    corrupted = corrupts_inputs(
+        resolved["noise"], params["noise_level"], params["dropout"], resolved["adversarial_epsilon"]
+    )
     if params["consistency_weight"] == "auto" and not corrupted:
         resolved["consistency_weight"] = 0.0
     return resolved

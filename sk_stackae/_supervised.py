@@ -16,7 +16,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._activations import ACTIVATIONS
-from ._auto import AUTO_PARAMETERS, resolve_auto
+from ._auto import AUTO_PARAMETERS, corrupts_inputs, resolve_auto
 from ._base import BaseStackedAutoencoder
 from ._engine import Finetune, GreedyPretraining, SupervisedFinetune
 from ._estimator import StackedAutoencoder
@@ -381,8 +381,9 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
     def _warn_about_wasted_settings(self, n_features, hidden_layer_sizes, device):
         super()._warn_about_wasted_settings(n_features, hidden_layer_sizes, device)
         consistency_weight = self._param("consistency_weight")
-        noisy = self._param("noise") is not None and self.noise_level > 0
-        corrupted = noisy or self.dropout > 0 or self._param("adversarial_epsilon") > 0
+        corrupted = corrupts_inputs(
+            self._param("noise"), self.noise_level, self.dropout, self._param("adversarial_epsilon")
+        )
         if consistency_weight > 0 and not corrupted:
             warn_at_caller(
                 f"consistency_weight={consistency_weight} does nothing without noise, dropout or "

@@ -111,6 +111,9 @@ def test_auto_terms_that_explicit_settings_leave_without_effect_are_off(digits):
     # Nothing corrupts the inputs: the consistency term would compare a prediction with itself.
     quiet = resolve_auto(auto_params(noise=None, adversarial_epsilon=0.0), X, 5)
     assert quiet["consistency_weight"] == 0.0
+    # Noise at level 0 corrupts nothing either.
+    silent = resolve_auto(auto_params(noise_level=0.0, adversarial_epsilon=0.0), X, 5)
+    assert silent["consistency_weight"] == 0.0
 
 
 def test_the_fit_records_and_uses_what_auto_resolved_to(few_labels):
