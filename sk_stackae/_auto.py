@@ -15,6 +15,10 @@ unlabeled rows did not help it on the data its defaults were chosen on):
   a virtual adversarial step, whose length is a tenth of the median L2 norm
   of the training rows (in the units the estimator receives).
 
+With a ladder (``ladder="full"`` or ``"gamma"``), the ladder's denoising
+costs take the place of the reconstruction, consistency and adversarial
+terms, whose ``"auto"`` is then 0; the other settings resolve as above.
+
 How these were chosen, by data set left out, is ``benchmarks/supervised_defaults.py``.
 """
 
@@ -74,6 +78,9 @@ MAX_AUTO_EPOCHS = 500
 # passes each: on 60,000 rows its 20 epochs would be most of the fit's time
 # for little gain (bench_supervised.py's error-against-time curve).
 MAX_STEPS = {"finetune_epochs": 3500}
+
+# The terms that a ladder's denoising costs replace.
+REPLACED_BY_LADDER = ("reconstruction_weight", "consistency_weight", "adversarial_epsilon")
 
 # The virtual adversarial step, as a share of the rows' median L2 norm.
 ADVERSARIAL_SHARE_OF_NORM = 0.1
@@ -158,6 +165,8 @@ def resolve_auto(params, X, n_unlabeled, semi_supervised=True, weights=None):
             choices[name] = _epochs(choices[name], MIN_STEPS[name], rows, batch_size, MAX_STEPS.get(name))
         if params["adversarial_epsilon"] == "auto":
             choices["adversarial_epsilon"] = ADVERSARIAL_SHARE_OF_NORM * median_row_norm(X, weights)
+    if params.get("ladder") is not None:
+        choices.update(dict.fromkeys(REPLACED_BY_LADDER, 0.0))
     resolved = {name: choices[name] if params[name] == "auto" else params[name] for name in AUTO_PARAMETERS}
     # An "auto" term that the explicit settings leave without effect is off, not an error.
     if params["adversarial_epsilon"] == "auto" and resolved["consistency_weight"] == 0:

@@ -12,13 +12,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from ._engine import Targets
-from ._supervised import (
-    _SHARED_ATTRIBUTES_DOC,
-    _SHARED_PARAMETERS_DOC,
-    _SUPERVISED_CONSTRAINTS,
-    _labeled_part,
-    _SupervisedStackedAutoencoder,
-)
+from ._supervised import _SUPERVISED_CONSTRAINTS, _labeled_part, _SupervisedStackedAutoencoder
+from ._supervised_docs import _SHARED_ATTRIBUTES_DOC, _SHARED_PARAMETERS_DOC
 from ._tasks import CLASSIFICATION, MULTILABEL
 from ._warnings import warn_at_caller
 
@@ -101,6 +96,9 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
     Bengio, Y., Lamblin, P., Popovici, D. and Larochelle, H. (2007). Greedy
     layer-wise training of deep networks. NeurIPS 19.
 
+    Rasmus, A., Valpola, H., Honkala, M., Berglund, M. and Raiko, T. (2015).
+    Semi-supervised learning with ladder networks. NeurIPS 28.
+
     Vincent, P., Larochelle, H., Lajoie, I., Bengio, Y. and Manzagol, P.-A.
     (2010). Stacked denoising autoencoders. JMLR 11, 3371-3408.
 
@@ -153,6 +151,9 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         pseudo_label_weight=0.0,
         consistency_weight="auto",
         adversarial_epsilon="auto",
+        ladder=None,
+        ladder_noise=0.3,
+        ladder_weights="auto",
         batch_size=256,
         learning_rate="constant",
         learning_rate_init=1e-3,
@@ -194,6 +195,9 @@ class StackedAutoencoderClassifier(ClassifierMixin, _SupervisedStackedAutoencode
         self.pseudo_label_weight = pseudo_label_weight
         self.consistency_weight = consistency_weight
         self.adversarial_epsilon = adversarial_epsilon
+        self.ladder = ladder
+        self.ladder_noise = ladder_noise
+        self.ladder_weights = ladder_weights
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init

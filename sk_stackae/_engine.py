@@ -412,6 +412,7 @@ class _Fit:
         self.optimizer = None
         self.result = None
         self.head_started = False
+        self.continuing = False
 
     # -------------------------------------------------------- setting up
 
@@ -442,6 +443,7 @@ class _Fit:
         self.network = network
         self.optimizer = optimizer
         self.result = FitResult(network=network)
+        self.continuing = previous is not None
         dtype = self.options.dtype
         self.rows = training_rows(X, self.device, np.float64 if dtype == torch.float64 else np.float32)
         if weights is not None:

@@ -231,10 +231,10 @@ class ObjectiveRunner:
         """``(objective, loss)`` of a batch: what autograd differentiates, and the loss to report."""
         objective = self.objective
         inputs = objective.corrupt(batch, self.generator)
+        training_pass = self.phase.training_pass
+        extra = {"batch": batch} if training_pass.reads_batch else {}
         with self.products():
-            outputs, codes = self.phase.training_pass.forward(
-                inputs, dropout=objective.dropout, generator=self.generator
-            )
+            outputs, codes = training_pass.forward(inputs, dropout=objective.dropout, generator=self.generator, **extra)
         # Losses and penalties are computed in the network's dtype whatever the products ran in.
         outputs = {
             name: full_precision(output) for name, output in zip(self.phase.training_pass.outputs, outputs, strict=True)
@@ -252,7 +252,8 @@ def validation_score(phase, indices, batch_size, replicas=None):
     total = None
     for start in range(0, len(indices), batch_size):
         batch = phase.batch(indices[start : start + batch_size])
-        outputs, _ = phase.training_pass.forward(batch.clean)
+        extra = {"batch": batch} if phase.training_pass.reads_batch else {}
+        outputs, _ = phase.training_pass.forward(batch.clean, **extra)
         outputs = {
             name: full_precision(output) for name, output in zip(phase.training_pass.outputs, outputs, strict=True)
         }

@@ -121,17 +121,22 @@ class TrainingPass:
         ``forward(inputs, dropout=0.0, generator=None) -> (outputs, codes)``:
         a tuple of one tensor per name of :attr:`outputs`, and every code
         of the trunk before dropout. Autograd differentiates it.
-    path : DensePath
+    path : DensePath or None
         The same computation layer by layer, for a step that derives its
-        gradients by hand.
+        gradients by hand; None for a pass that only autograd trains.
     network : torch.nn.Module or None
         The network whose pass this is (for listeners that evaluate it).
+    reads_batch : bool, default=False
+        Whether ``forward`` also takes ``batch=``, the
+        :class:`~sk_stackae._losses.Batch` (a pass that needs the clean
+        rows beside the corrupted ones, or the rows' weights).
     """
 
     outputs: tuple
     forward: object
-    path: DensePath
+    path: DensePath | None
     network: object = None
+    reads_batch: bool = False
 
 
 class StackedAutoencoderNetwork(nn.Module):

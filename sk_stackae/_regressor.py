@@ -5,13 +5,8 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import check_array
 
 from ._engine import Targets
-from ._supervised import (
-    _SHARED_ATTRIBUTES_DOC,
-    _SHARED_PARAMETERS_DOC,
-    _SUPERVISED_CONSTRAINTS,
-    _labeled_part,
-    _SupervisedStackedAutoencoder,
-)
+from ._supervised import _SUPERVISED_CONSTRAINTS, _labeled_part, _SupervisedStackedAutoencoder
+from ._supervised_docs import _SHARED_ATTRIBUTES_DOC, _SHARED_PARAMETERS_DOC
 from ._tasks import REGRESSION
 
 
@@ -112,6 +107,9 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         reconstruction_weight="auto",
         consistency_weight="auto",
         adversarial_epsilon="auto",
+        ladder=None,
+        ladder_noise=0.3,
+        ladder_weights="auto",
         batch_size=256,
         learning_rate="constant",
         learning_rate_init=1e-3,
@@ -151,6 +149,9 @@ class StackedAutoencoderRegressor(RegressorMixin, _SupervisedStackedAutoencoder)
         self.reconstruction_weight = reconstruction_weight
         self.consistency_weight = consistency_weight
         self.adversarial_epsilon = adversarial_epsilon
+        self.ladder = ladder
+        self.ladder_noise = ladder_noise
+        self.ladder_weights = ladder_weights
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init

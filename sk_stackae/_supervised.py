@@ -16,10 +16,11 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._activations import ACTIVATIONS
-from ._auto import AUTO_PARAMETERS, corrupts_inputs, resolve_auto
+from ._auto import AUTO_PARAMETERS, REPLACED_BY_LADDER, corrupts_inputs, resolve_auto
 from ._base import BaseStackedAutoencoder
 from ._engine import Finetune, GreedyPretraining, SupervisedFinetune
 from ._estimator import StackedAutoencoder
+from ._ladder import LadderFinetune, default_level_weights
 from ._losses import NOISES
 from ._warnings import warn_at_caller
 
@@ -37,269 +38,10 @@ _SUPERVISED_CONSTRAINTS = {
     "adversarial_epsilon": [Interval(Real, 0, None, closed="left"), _AUTO],
     "average_from_epoch": [Interval(Integral, 1, None, closed="left"), None],
     "pretrained": [None, StackedAutoencoder],
+    "ladder": [StrOptions({"full", "gamma"}), None],
+    "ladder_noise": [Interval(Real, 0, None, closed="left")],
+    "ladder_weights": ["array-like", _AUTO],
 }
-
-_SHARED_PARAMETERS_DOC = """
-    hidden_layer_sizes : array-like of int or int, default=(256, 64)
-        Widths of the encoder layers; the prediction head sits on the last.
-
-    pretrained : StackedAutoencoder or None, default=None
-        A fitted :class:`StackedAutoencoder` to start from: its encoder and
-        decoder are copied into the network (never changed), greedy
-        pretraining is skipped, and the architecture and the reconstruction
-        loss are the autoencoder's (``hidden_layer_sizes``, ``activation``,
-        ``code_activation``, ``output_activation``, ``tied_weights`` and
-        ``loss`` left at their defaults, or set as the autoencoder has
-        them). Pretrain once on the unlabeled rows, then fine-tune many
-        heads, in a search over the head's parameters say: clones share the
-        fitted autoencoder. None pretrains as ``pretrain_epochs`` says.
-
-    activation : {"relu", "leaky_relu", "elu", "gelu", "tanh", "logistic", \
-            "sigmoid", "identity"}, default="relu"
-        Activation of the hidden layers, in the encoder and the decoder.
-
-    code_activation : str or None, default=None
-        Activation of the last encoder layer, the one the head reads. None
-        uses ``activation``, as in a multilayer perceptron.
-
-    output_activation : {"identity", "sigmoid", "logistic"}, default="identity"
-        Activation of the reconstruction, for the unsupervised stages.
-
-    loss : {"mse", "bce"}, default="mse"
-        Reconstruction error of the first pretraining phase, of the
-        unsupervised fine-tune and of ``reconstruction_weight`` (``"bce"``
-        needs data in [0, 1] and a sigmoid output).
-
-    tied_weights : bool, default=False
-        Whether decoder layer ``k`` uses the transpose of encoder layer
-        ``k``'s weight.
-
-    pretrain_epochs : int or "auto", default="auto"
-        Epochs of each greedy pretraining phase, on every row (labeled or
-        not); 0 skips pretraining, which makes the estimator a plain
-        multilayer perceptron of the same shape. ``"auto"``: in the
-        semi-supervised recipe (see **Defaults** above), at least 5 and
-        enough for 500 steps a layer; else 0.
-
-    unsupervised_finetune_epochs : int or "auto", default="auto"
-        Epochs of an end-to-end fine-tune of the whole autoencoder on the
-        reconstruction loss, on every row, after pretraining; 0 skips it.
-        ``"auto"``: in the semi-supervised recipe, at least 5 and enough
-        for 500 steps, else 0; and 0 with ``pretrained``
-        (the autoencoder's own fine-tune is its end-to-end training).
-
-    head_warmup_epochs : int or "auto", default="auto"
-        Epochs that train the prediction head alone on the labeled rows, the
-        encoder frozen, before the supervised fine-tune: the head first fits
-        the pretrained codes, so that its early, large errors do not reshape
-        the encoder. ``"auto"``: in the semi-supervised recipe, at least 20
-        and enough for 200 steps, else 0.
-
-    finetune_epochs : int or "auto", default="auto"
-        Epochs of the supervised fine-tune: the encoder and the head trained
-        end to end on the labeled rows (the most, with early stopping).
-        ``"auto"``: in the semi-supervised recipe at least 20 and enough for
-        2000 steps (each epoch then sees every unlabeled row, see
-        ``reconstruction_weight``), but no more epochs than 3500 steps take,
-        so that a large data set's fit stays short; for a plain network at
-        least 50 and enough for 1000 steps. At most 500 either way.
-
-    average_from_epoch : int or None, default=None
-        When set, the supervised fine-tune ends with the mean of the
-        weights it had at the ends of its epochs, from this one (counted
-        from 1) to the last, instead of its last weights: stochastic weight
-        averaging (Izmailov et al., 2018). With a constant step size the
-        weights scatter from epoch to epoch around a good region, and their
-        mean sits nearer its centre. With ``early_stopping``, the mean is
-        what is validated once averaging has begun, and the best validated
-        weights are kept. :meth:`partial_fit` trains one epoch per call and
-        does not average. Must not exceed ``finetune_epochs``.
-
-    reconstruction_weight : float or "auto", default="auto"
-        With a positive weight, the supervised fine-tune also minimises this
-        weight times the reconstruction error of every row, labeled or not,
-        so that the encoder keeps what pretraining taught it; each epoch
-        then sees every unlabeled row once and the labeled rows repeated to
-        make up half of it. ``"auto"``: 1.0 in the semi-supervised recipe,
-        else 0.
-
-    consistency_weight : float or "auto", default="auto"
-        With a positive weight, the supervised fine-tune also trains the
-        prediction of every row, labeled or not, from its corrupted input
-        (``noise``, ``dropout``) toward the prediction of its clean input,
-        with this weight: the divergence of the predicted class
-        probabilities (classifier) or the squared difference of the
-        predictions (regressor). The network learns to answer the same
-        under the noise, which carries the labels to the unlabeled rows
-        around them (random-perturbation consistency). It needs ``noise`` or
-        ``dropout`` or ``adversarial_epsilon``, without which both
-        predictions are the same; each epoch sees the rows as with
-        ``reconstruction_weight``. ``"auto"``: 1.0 in the semi-supervised recipe (0
-        if nothing corrupts the inputs), else 0.
-
-    adversarial_epsilon : float or "auto", default="auto"
-        With a positive value, the corrupted input that ``consistency_weight``
-        trains on also moves, row by row, by a step of this length (L2 norm,
-        in the units of ``X`` as the estimator receives it) in the direction
-        that changes the row's prediction most, found by one extra gradient
-        pass per batch: virtual adversarial training (Miyato et al., 2018).
-        The network then learns to answer the same where it is most
-        sensitive, not only under random noise. Every term of the supervised
-        fine-tune trains on the moved rows. Each batch adds one pass through
-        the encoder and the head, forward and back to the input. Needs
-        ``consistency_weight > 0``. It is in the units of the rows the
-        estimator receives, after a pipeline's scaling. ``"auto"``: in the
-        semi-supervised recipe (with a consistency term), a tenth of the
-        median L2 norm of the training rows; else 0.
-
-    batch_size : int, default=256
-        Rows per minibatch, clipped to the number of training rows.
-
-    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, default="constant"
-        The schedule of the step size within each phase, as in
-        :class:`~sklearn.neural_network.MLPClassifier` (for every
-        optimiser): ``"constant"`` keeps ``learning_rate_init``;
-        ``"invscaling"`` sets it after each epoch to ``learning_rate_init /
-        (t + 1) ** power_t``, with ``t`` the rows the phase has trained on;
-        ``"adaptive"`` divides it by 5 each time the validation score (with
-        ``early_stopping``) or else the training loss has not improved by
-        ``tol`` for more than ``n_iter_no_change`` epochs, down to 1e-6, and
-        with early stopping a phase stops only once it is that low;
-        ``"cosine"`` lowers it along half a cosine from
-        ``learning_rate_init`` toward 0 over the phase's epochs. Every phase
-        starts again at ``learning_rate_init``, and :meth:`partial_fit`
-        trains at ``learning_rate_init``. A float is the initial step size
-        under its old name: deprecated (a ``FutureWarning``), use
-        ``learning_rate_init``.
-
-    learning_rate_init : float, default=1e-3
-        The initial step size of the optimiser, in every stage.
-
-    power_t : float, default=0.5
-        The exponent of ``learning_rate="invscaling"``.
-
-    optimizer : {"adam", "adamw", "sgd"}, default="adam"
-        The PyTorch optimiser of every phase.
-
-    momentum : float, default=0.9
-        Momentum of ``optimizer="sgd"``.
-
-    alpha : float, default=0.0
-        Strength of the L2 penalty on the weights (AdamW: the decoupled
-        weight decay).
-
-    noise : {"gaussian", "masking", "auto"} or None, default="auto"
-        Corruption of each phase's input during training: denoising
-        pretraining (Vincent et al., 2010), and in the supervised fine-tune
-        a random masking of the inputs. Denoising is what makes pretraining
-        help the prediction from few labels (see the :ref:`User Guide
-        <supervised>`); None turns it off. ``"auto"``: ``"masking"`` in the
-        semi-supervised recipe, else None (for a plain network, the noise
-        cost accuracy).
-
-    noise_level : float, default=0.25
-        Standard deviation of the Gaussian noise, or fraction of masked
-        inputs.
-
-    dropout : float, default=0.0
-        Probability of zeroing each hidden unit during training, in every
-        phase; prediction never drops units.
-
-    sparsity : float, default=0.0
-        Weight of the sparsity penalty on the codes.
-
-    sparsity_target : float, default=0.05
-        Mean activation that the KL sparsity penalty aims at.
-
-    early_stopping : bool, default=False
-        Whether to hold out ``validation_fraction`` of the rows (of every
-        class, and of the unlabeled rows, alike) and stop each phase when
-        its validation score has not improved by ``tol`` for more than
-        ``n_iter_no_change`` epochs. Unsupervised phases score minus the
-        reconstruction error; the supervised ones the held-out labeled rows'
-        {score}, as :class:`~sklearn.neural_network.{mlp}` does.
-
-    validation_fraction : float, default=0.1
-        Fraction of the rows held out for early stopping.
-
-    n_iter_no_change : int, default=10
-        Epochs without an improvement of at least ``tol`` before a phase
-        stops, with early stopping.
-
-    tol : float, default=1e-4
-        The smallest improvement that counts, with early stopping.
-
-    precision : {"float32", "float64", "tf32", "bfloat16"}, default="float32"
-        Arithmetic of training: float32 (the fast path), float64 throughout
-        (as scikit-learn's MLP trains; slower), bfloat16 products under
-        autocast, or TensorFloat-32 products on NVIDIA GPUs (see
-        :class:`StackedAutoencoder`).
-
-    device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
-        Where the network trains and predicts.
-
-    distributed : bool, default=False
-        Whether to train data-parallel across the processes of a
-        ``torch.distributed`` process group.
-
-    unlabeled_label : {unlabeled_doc}
-
-    random_state : int, RandomState instance or None, default=None
-        Seeds every random draw through a ``torch.Generator`` of the
-        estimator's own.
-
-    verbose : int, default=0
-        ``1`` prints a line per epoch of every phase; ``2`` shows progress
-        bars when tqdm is installed.
-
-    warm_start : bool, default=False
-        When True, :meth:`fit` continues the fitted network with the
-        supervised fine-tune alone, and ``loss_curve_`` goes on.
-"""
-
-_SHARED_ATTRIBUTES_DOC = """
-    resolved_params_ : dict
-        The value each setting that takes ``"auto"`` had in the fit: the
-        resolved value for ``"auto"``, the given one otherwise.
-
-    network_ : torch.nn.Module
-        The trained network: encoder, decoder and prediction head
-        (``predict_scores``).
-
-    device_ : torch.device
-        The device the network lives on.
-
-    pretrain_loss_curves_ : list of list of float
-        For each layer, the training loss of every pretraining epoch.
-
-    pretrain_validation_scores_ : list of list of float or None
-        For each layer, the validation score of every pretraining epoch,
-        with early stopping.
-
-    unsupervised_loss_curve_ : list of float
-        The reconstruction loss of every epoch of the unsupervised
-        fine-tune (empty when it did not run).
-
-    loss_curve_ : list of float
-        The training loss of every epoch of the supervised fine-tune (and of
-        every :meth:`partial_fit` call).
-
-    validation_scores_ : list of float or None
-        The {score} on the held-out labeled rows after every supervised
-        epoch, with early stopping.
-
-    best_validation_score_ : float or None
-        The best of ``validation_scores_``, whose weights were kept.
-
-    n_iter_ : int
-        Epochs of the supervised fine-tune run so far.
-
-    n_features_in_ : int
-        Number of features seen during :term:`fit`.
-
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`, when all are strings.
-"""
 
 
 class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseStackedAutoencoder):
@@ -378,6 +120,42 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
     def _pseudo_label_weight(self):
         return 0.0
 
+    def _check_hyperparameters(self):
+        sizes = super()._check_hyperparameters()
+        if self.ladder is None:
+            return sizes
+        explicit = [
+            f"{name}={getattr(self, name)!r}"
+            for name in REPLACED_BY_LADDER
+            if getattr(self, name) != "auto" and getattr(self, name) > 0
+        ]
+        if explicit:
+            raise ValueError(
+                f"ladder={self.ladder!r} trains the ladder's denoising costs in the supervised fine-tune, which "
+                f"replace {', '.join(explicit)}: leave them at 'auto' (or 0), or set ladder=None."
+            )
+        if self.distributed:
+            raise ValueError(
+                "ladder does not train data-parallel (distributed=True): its batch normalisation would need "
+                "statistics across the processes. Train it in one process, or set ladder=None."
+            )
+        return sizes
+
+    def _ladder_weights(self, n_layers):
+        """The denoising weights of the ladder from the input to the head, checked; None without a ladder."""
+        if self.ladder is None:
+            return None
+        n_levels = n_layers + 2
+        if isinstance(self.ladder_weights, str):
+            return default_level_weights(self.ladder, n_levels)
+        weights = np.asarray(self.ladder_weights, dtype=np.float64)
+        if weights.shape != (n_levels,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(
+                f"ladder_weights must hold {n_levels} non-negative numbers, one per level from the input to the "
+                f"head's output ({n_layers} hidden layers); got {self.ladder_weights!r}."
+            )
+        return tuple(weights.tolist())
+
     def _warn_about_wasted_settings(self, n_features, hidden_layer_sizes, device):
         super()._warn_about_wasted_settings(n_features, hidden_layer_sizes, device)
         consistency_weight = self._param("consistency_weight")
@@ -420,16 +198,24 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
     def _stages(self, continuing, incremental):
         loss, output_activation = self._reconstruction()
         settings = {name: self._param(name) for name in AUTO_PARAMETERS}
-        supervised = SupervisedFinetune(
+        supervised = dict(
             epochs=1 if incremental else settings["finetune_epochs"],
-            reconstruction_weight=float(settings["reconstruction_weight"]),
             pseudo_label_weight=self._pseudo_label_weight(),
-            consistency_weight=float(settings["consistency_weight"]),
-            adversarial_epsilon=float(settings["adversarial_epsilon"]),
             average_from_epoch=None if incremental else self.average_from_epoch,
-            loss=loss,
-            output_activation=output_activation,
         )
+        if self.ladder is None:
+            supervised = SupervisedFinetune(
+                **supervised,
+                reconstruction_weight=float(settings["reconstruction_weight"]),
+                consistency_weight=float(settings["consistency_weight"]),
+                adversarial_epsilon=float(settings["adversarial_epsilon"]),
+                loss=loss,
+                output_activation=output_activation,
+            )
+        else:
+            supervised = LadderFinetune(
+                **supervised, noise=float(self.ladder_noise), level_weights=self._param("ladder_weights")
+            )
         if continuing or incremental:
             return (supervised,)
         stages = []
@@ -447,13 +233,21 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
 
     def _resolve_auto(self, X, targets, weights, continuing):
         if continuing and hasattr(self, "resolved_params_"):
-            return dict(self.resolved_params_)  # the network goes on as it was trained
-        n_unlabeled = int((~targets.labeled).sum())
-        resolved = resolve_auto(
-            self.get_params(deep=False), X, n_unlabeled, self._unlabeled_rows_switch_terms_on, weights
-        )
-        if self.pretrained is not None and self.unsupervised_finetune_epochs == "auto":
-            resolved["unsupervised_finetune_epochs"] = 0  # the pretrained autoencoder had its own fine-tune
+            resolved = dict(self.resolved_params_)  # the network goes on as it was trained
+        else:
+            n_unlabeled = int((~targets.labeled).sum())
+            resolved = resolve_auto(
+                self.get_params(deep=False), X, n_unlabeled, self._unlabeled_rows_switch_terms_on, weights
+            )
+            if self.pretrained is not None and self.unsupervised_finetune_epochs == "auto":
+                resolved["unsupervised_finetune_epochs"] = 0  # the pretrained autoencoder had its own fine-tune
+        if continuing:
+            n_layers = self.network_.n_layers
+        elif self.pretrained is not None:
+            n_layers = self.pretrained.network_.n_layers
+        else:
+            n_layers = len(np.atleast_1d(self.hidden_layer_sizes))
+        resolved["ladder_weights"] = self._ladder_weights(n_layers)
         return resolved
 
     def _store_stage_results(self, result, *, continuing, incremental):

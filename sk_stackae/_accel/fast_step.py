@@ -58,6 +58,8 @@ def fast_step_for(phase, runner, options):
     if unread:
         return None, f"no term reads the pass's {', '.join(sorted(unread))}"
     path = phase.training_pass.path
+    if path is None:
+        return None, "a pass without dense layers to differentiate by hand"
     # Every trained parameter must get a gradient at every step: the autograd
     # step leaves the others' .grad empty and the optimiser skips them.
     on_path = {tensor for step in path.steps() for tensor in (step.weight, step.bias)}
