@@ -17,7 +17,14 @@ On the machine it runs on, it
     ``torch.profiler``), and batch 4096 against the GEMM peaks measured in
     the same run, with the held-out reconstruction error beside every time;
 (d) fits the small test model (digits, 64-32-8) and pickles it with its
-    codes, for ``tests/data``.
+    codes, for ``tests/data``;
+(e) times the classifier's supervised fine-tune against skorch and a
+    ``DataLoader`` loop;
+(f) fits the ladder network (``ladder="full"``, the paper's
+    784-1000-500-250-250-250-10, 100 labels, batch 200) for a fixed number
+    of epochs and prints the seconds an epoch and the test error after
+    each of them: how far the 2-core CPU curve of ``bench_ladder.py``
+    gets when an epoch is cheap.
 
 Every table goes to ``--out`` (``gpu_check.md``, ``tests.log``) with the
 pickle and its codes, and is printed at the end. On a machine with a CUDA GPU::
@@ -779,6 +786,51 @@ def classifier_speed(report, device, X_train, y_train, X_test, y_test, epochs, q
     report.table(["ratio", "value"], ratios)
 
 
+def ladder_curve(report, device, X_train, y_train, X_test, y_test, quick):
+    """The ladder network on 100 labels: seconds an epoch and the test error after each."""
+    from bench_ladder import CONFIGURATIONS, HIDDEN, BudgetedCurve
+
+    from sk_stackae import StackedAutoencoderClassifier
+
+    hidden = (64, 32) if quick else HIDDEN
+    epochs = 2 if quick else 40
+    widths = [X_train.shape[1], *hidden, len(np.unique(y_train))]
+    report.line(
+        f"## (f) The ladder network: {len(X_train)} rows, 100 labeled, network {'-'.join(map(str, widths))}, "
+        f"batch 200, Adam(0.002), {epochs} epochs, test error of the clean pass after every epoch\n"
+    )
+    # 100 labels, as many of each class (on MNIST, bench_supervised.few_labels's draw 0).
+    rng = np.random.RandomState(0)
+    classes = np.unique(y_train)
+    y_few = np.full(len(y_train), -1)
+    for label in classes:
+        y_few[rng.choice(np.flatnonzero(y_train == label), 100 // len(classes), replace=False)] = label
+    rows = []
+    for precision in ("float32", "tf32") if device.type == "cuda" else ("float32",):
+        model = StackedAutoencoderClassifier(
+            hidden,
+            unlabeled_label=-1,
+            batch_size=200,
+            learning_rate_init=0.002,
+            finetune_epochs=epochs,
+            precision=precision,
+            device=str(device),
+            random_state=0,
+            **CONFIGURATIONS["ladder full"],
+        )
+        curve = BudgetedCurve(X_test, y_test, every=1, minutes=float("inf"), quiet=True)
+        with listening(curve):
+            model.fit(X_train, y_few)
+        seconds = [curve.seconds[epoch] for epoch in sorted(curve.seconds)]
+        per_epoch = statistics.median(np.diff([0.0, *seconds]))
+        final = 100 * float(np.mean(model.predict(X_test) != y_test))
+        shown = sorted({1, 2, 5, 10, 20, epochs} & set(curve.errors))
+        rows.append(
+            [precision, f"{per_epoch:.2f}", "; ".join(f"{e}: {curve.errors[e]:.2f}" for e in shown), f"{final:.2f}"]
+        )
+    report.table(["precision", "s per epoch (median)", "test error % after epoch", "folded network %"], rows)
+
+
 # ------------------------------------------------------------ (d) pickle
 
 
@@ -806,7 +858,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small data and few epochs: the CPU dress rehearsal")
     parser.add_argument("--test-budget", type=int, default=180, help="seconds the tests may take (default 180)")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["tests", "agreement", "speed", "classifier", "pickle"]
+        "--skip", nargs="*", default=[], choices=["tests", "agreement", "speed", "classifier", "ladder", "pickle"]
     )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -837,9 +889,10 @@ def main(argv=None):
         "speed": lambda: speed(report, device, X_train, X_test, hidden, epochs, args.quick),
         "pickle": lambda: pickle_model(report, device, out),
         "classifier": lambda: classifier_speed(report, device, X_train, y_train, X_test, y_test, epochs, args.quick),
+        "ladder": lambda: ladder_curve(report, device, X_train, y_train, X_test, y_test, args.quick),
     }
     failed = []
-    for section in ("pickle", "agreement", "speed", "classifier", "tests"):
+    for section in ("pickle", "agreement", "speed", "classifier", "ladder", "tests"):
         if section in args.skip:
             continue
         started = time.perf_counter()
