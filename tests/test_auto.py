@@ -119,7 +119,7 @@ def test_auto_terms_that_explicit_settings_leave_without_effect_are_off(digits):
 def test_the_fit_records_and_uses_what_auto_resolved_to(few_labels):
     X, y, y_few = few_labels
     labeled = StackedAutoencoderClassifier((16,), finetune_epochs=2, **FAST).fit(X, y)
-    assert labeled.resolved_params_ == {**EVERY_ROW_LABELED, "finetune_epochs": 2}
+    assert labeled.resolved_params_ == {**EVERY_ROW_LABELED, "finetune_epochs": 2, "ladder_weights": None}
     assert all(not curve for curve in labeled.pretrain_loss_curves_)  # no pretraining ran
     semi = StackedAutoencoderClassifier((16,), unlabeled_label=-1, **SHORT, **FAST).fit(X, y_few)
     assert semi.resolved_params_["noise"] == "masking"
@@ -158,7 +158,8 @@ def test_the_regressor_trains_the_plain_network_whatever_its_nan_rows(digits):
     regressor = StackedAutoencoderRegressor((16,), unlabeled_label=np.nan, finetune_epochs=2, **FAST)
     resolved = regressor.fit(X, targets).resolved_params_
     assert {k: v for k, v in resolved.items() if k != "finetune_epochs"} == {
-        k: v for k, v in EVERY_ROW_LABELED.items() if k != "finetune_epochs"
+        **{k: v for k, v in EVERY_ROW_LABELED.items() if k != "finetune_epochs"},
+        "ladder_weights": None,
     }
     # Explicit settings still use the unlabeled rows.
     semi = StackedAutoencoderRegressor((16,), unlabeled_label=np.nan, consistency_weight=1.0, noise="masking", **SHORT)

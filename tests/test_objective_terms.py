@@ -81,6 +81,9 @@ SUPERVISED = {
         {"consistency_weight": 1.0, "adversarial_epsilon": 0.3, "noise": None},
     ],
     "unlabeled_label": [{}],  # every setting here already marks unlabeled rows
+    "ladder": [{"ladder": "full"}, {"ladder": "gamma", "dropout": 0.2}],
+    "ladder_noise": [{"ladder": "full", "ladder_noise": 0.1}],
+    "ladder_weights": [{"ladder": "full", "ladder_weights": [1.0, 1.0, 1.0, 1.0]}],
 }
 SETTINGS = {
     StackedAutoencoder: {**COMMON, **RECONSTRUCTION},
@@ -212,5 +215,10 @@ def _check_every_phase(estimator, setting, sample_weight=None):
             assert because, f"{name} trained through autograd without saying why"
     if setting.get("precision") == "bfloat16":
         assert {because for _, because in check.steps.values()} == {"bfloat16 autocast"}
+    elif setting.get("ladder", "none") != "none":
+        # The ladder's denoising costs have no hand-derived gradient: its supervised phase says so.
+        fallbacks = {name: because for name, (step, because) in check.steps.items() if step != "hand-derived"}
+        assert fallbacks and all("LadderDenoisingCosts" in because for because in fallbacks.values()), check.steps
+        assert all(name.startswith(("finetune", "supervised")) for name in fallbacks), check.steps
     else:
         assert all(step == "hand-derived" for step, _ in check.steps.values()), check.steps

@@ -642,6 +642,9 @@ def test_an_autoencoder_and_a_classifier_share_their_parameter_names():
         "average_from_epoch",
         "unlabeled_label",
         "pretrained",
+        "ladder",
+        "ladder_noise",
+        "ladder_weights",
     }
     for estimator, own in (
         (StackedAutoencoderClassifier(), {"pseudo_label_weight", "class_weight"}),
