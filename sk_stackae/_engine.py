@@ -399,6 +399,10 @@ class _Fit:
         self.options = options
         self.device = device
         self.generator = generator
+        # Parameters created mid-fit (the ladder's) draw from their own stream, seeded from a copy of
+        # ``generator``: their values must not depend on how many rows the phases before them shuffled.
+        fork = torch.Generator().set_state(generator.get_state())
+        self.parameter_generator = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=fork)))
         self.listener = listener
         self.replicas = options.replicas or SingleProcess()
         self.network = None

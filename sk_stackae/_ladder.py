@@ -20,19 +20,29 @@ from ._losses import Term, weighted_mean
 # al., 2015, section 4.1): 1000 on the input, 10 on the first hidden layer,
 # 0.1 above it.
 PAPER_INPUT_WEIGHT, PAPER_FIRST_LAYER_WEIGHT, PAPER_UPPER_WEIGHT = 1000.0, 10.0, 0.1
+# The mean variance of MNIST's 784 pixel columns, scaled to [0, 1] (its 60,000 training rows): the
+# input's units in which the paper's input weight is 1000.
+PAPER_INPUT_VARIANCE = 0.0673
 # The Γ-model's one cost, on the head's output.
 GAMMA_TOP_WEIGHT = 1.0
 
 
-def default_level_weights(kind, n_levels):
+def default_level_weights(kind, n_levels, input_variance=PAPER_INPUT_VARIANCE):
     """The ``"auto"`` denoising weights of a ladder of ``n_levels`` levels (the input, the layers, the head).
 
-    ``"full"``: the paper's; ``"gamma"``: the head's level alone, the
-    paper's Γ-model.
+    ``"full"``: the paper's, with the input's weight per unit of the
+    input's variance: the paper's 1000 at MNIST's mean column variance
+    ``PAPER_INPUT_VARIANCE``, and ``1000 * PAPER_INPUT_VARIANCE /
+    input_variance`` elsewhere, so that the input's cost weighs the same
+    against the others whatever the input's units (the costs above it are
+    on batch-normalised units already). ``"gamma"``: the head's level
+    alone, the paper's Γ-model.
     """
     if kind == "gamma":
         return (0.0,) * (n_levels - 1) + (GAMMA_TOP_WEIGHT,)
-    return (PAPER_INPUT_WEIGHT, PAPER_FIRST_LAYER_WEIGHT) + (PAPER_UPPER_WEIGHT,) * (n_levels - 2)
+    # Constant inputs have nothing to denoise: the paper's weight, whose cost is then 0 anyway.
+    scale = PAPER_INPUT_VARIANCE / input_variance if input_variance > 0 else 1.0
+    return (PAPER_INPUT_WEIGHT * scale, PAPER_FIRST_LAYER_WEIGHT) + (PAPER_UPPER_WEIGHT,) * (n_levels - 2)
 
 
 class LadderDenoisingCosts(Term):
@@ -116,9 +126,9 @@ class LadderFinetune(SupervisedFinetune):
         fit.start_head()
         repeats = max(1.0, repeats)
         ladder = LadderNetwork(network, self.noise, task.labeled_rows, repeats)
-        ladder.reset_parameters(fit.generator)
+        ladder.reset_parameters(fit.parameter_generator)
         if fresh_head:
-            ladder.draw_head(fit.generator)
+            ladder.draw_head(fit.parameter_generator)
         batch_size = fit.options.batch_size
         ladder.start_from(fit.rows, statistics_rows, fit.weights, batch_size, trained_layers)
         terms = [task.head_error(fit.class_weights)]

@@ -11,9 +11,11 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.sparsefuncs import mean_variance_axis
 
 from ._activations import ACTIVATIONS
 from ._auto import AUTO_PARAMETERS, REPLACED_BY_LADDER, corrupts_inputs, resolve_auto
@@ -23,6 +25,18 @@ from ._estimator import StackedAutoencoder
 from ._ladder import LadderFinetune, default_level_weights
 from ._losses import NOISES
 from ._warnings import warn_at_caller
+
+
+def mean_column_variance(X, weights=None):
+    """The mean over the columns of ``X`` (dense or sparse) of their variances, rows weighed by ``weights``."""
+    if sp.issparse(X):
+        return float(mean_variance_axis(sp.csr_matrix(X), axis=0, weights=weights)[1].mean())
+    if weights is None:
+        return float(np.var(X, axis=0, dtype=np.float64).mean())  # no float64 copy of X
+    X = np.asarray(X, dtype=np.float64)
+    mean = np.average(X, axis=0, weights=weights)
+    return float(np.average((X - mean) ** 2, axis=0, weights=weights).mean())
+
 
 _AUTO = StrOptions({"auto"})
 _SUPERVISED_CONSTRAINTS = {
@@ -141,13 +155,13 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
             )
         return sizes
 
-    def _ladder_weights(self, n_layers):
+    def _ladder_weights(self, n_layers, X, weights):
         """The denoising weights of the ladder from the input to the head, checked; None without a ladder."""
         if self.ladder is None:
             return None
         n_levels = n_layers + 2
         if isinstance(self.ladder_weights, str):
-            return default_level_weights(self.ladder, n_levels)
+            return default_level_weights(self.ladder, n_levels, mean_column_variance(X, weights))
         weights = np.asarray(self.ladder_weights, dtype=np.float64)
         if weights.shape != (n_levels,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise ValueError(
@@ -247,7 +261,7 @@ class _SupervisedStackedAutoencoder(ClassNamePrefixFeaturesOutMixin, Transformer
             n_layers = self.pretrained.network_.n_layers
         else:
             n_layers = len(np.atleast_1d(self.hidden_layer_sizes))
-        resolved["ladder_weights"] = self._ladder_weights(n_layers)
+        resolved["ladder_weights"] = self._ladder_weights(n_layers, X, weights)
         return resolved
 
     def _store_stage_results(self, result, *, continuing, incremental):

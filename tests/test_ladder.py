@@ -12,11 +12,12 @@ import torch
 import sk_stackae.onnx  # noqa: F401  (registers the converters)
 from sk_stackae import StackedAutoencoderClassifier, StackedAutoencoderRegressor
 from sk_stackae._data import TensorRows
-from sk_stackae._ladder import LadderDenoisingCosts, default_level_weights
+from sk_stackae._ladder import PAPER_INPUT_VARIANCE, LadderDenoisingCosts, default_level_weights
 from sk_stackae._ladder_network import LadderNetwork
 from sk_stackae._listeners import TrainingListener, listening
 from sk_stackae._losses import Batch
 from sk_stackae._network import StackedAutoencoderNetwork
+from sk_stackae._supervised import mean_column_variance
 from sk_stackae._tasks import CLASSIFICATION
 
 FAST = {"batch_size": 64, "random_state": 0, "device": "cpu"}
@@ -147,9 +148,20 @@ def test_without_a_generator_the_pass_is_the_clean_one_and_costs_nothing():
     assert torch.all(costs == 0)
 
 
-def test_default_level_weights_are_the_papers():
+def test_default_level_weights_are_the_papers_with_the_input_weighed_by_its_variance():
     assert default_level_weights("full", 7) == (1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1)
-    assert default_level_weights("gamma", 4) == (0.0, 0.0, 0.0, 1.0)
+    assert default_level_weights("full", 4, PAPER_INPUT_VARIANCE / 4) == pytest.approx((4000.0, 10.0, 0.1, 0.1))
+    assert default_level_weights("full", 4, 0.0) == (1000.0, 10.0, 0.1, 0.1)
+    assert default_level_weights("gamma", 4, 3.0) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_auto_ladder_weights_follow_the_units_of_the_input(few_labels):
+    X, _, y_few = few_labels
+    params = {"ladder": "full", "finetune_epochs": 1, "unlabeled_label": -1, **SCRATCH, **FAST}
+    weights = StackedAutoencoderClassifier((8,), **params).fit(X, y_few).resolved_params_["ladder_weights"]
+    assert weights[0] == pytest.approx(1000.0 * PAPER_INPUT_VARIANCE / X.var(axis=0).mean())
+    tenfold = StackedAutoencoderClassifier((8,), **params).fit(10 * X, y_few).resolved_params_["ladder_weights"]
+    assert tenfold[0] == pytest.approx(weights[0] / 100) and tenfold[1:] == weights[1:]
 
 
 # ------------------------------------------------------------ the estimators
@@ -163,7 +175,7 @@ def test_ladder_classifier_fits_a_plain_network_that_predicts(few_labels, kind):
     with listening(log):
         model.fit(X, y_few)
     assert model.score(X, y) > 0.6
-    assert model.resolved_params_["ladder_weights"] == default_level_weights(kind, 4)
+    assert model.resolved_params_["ladder_weights"] == default_level_weights(kind, 4, mean_column_variance(X))
     for name in ("reconstruction_weight", "consistency_weight", "adversarial_epsilon"):
         assert model.resolved_params_[name] == 0.0
     (_phase, result), *_ = [(p, r) for p, r in log.ended if p.name == "supervised finetune"]
@@ -186,7 +198,7 @@ def test_ladder_trains_its_denoising_costs(few_labels):
     params = {"ladder": "full", "finetune_epochs": 4, "unlabeled_label": -1, **SCRATCH, **FAST}
     with_costs = StackedAutoencoderClassifier((32, 16), **params).fit(X, y_few)
     without = StackedAutoencoderClassifier((32, 16), ladder_weights=[0, 0, 0, 0], **params).fit(X, y_few)
-    # The costs are most of the loss (the input's weight is 1000), and they fall as the decoder learns.
+    # The costs are most of the loss, and they fall as the decoder learns.
     assert with_costs.loss_curve_[0] > 10 * without.loss_curve_[0]
     assert with_costs.loss_curve_[-1] < with_costs.loss_curve_[0]
 
@@ -209,8 +221,8 @@ def test_ladder_regressor_with_unlabeled_rows(diabetes_scaled):
     y_few = np.where(np.arange(len(y)) % 3 == 0, y, np.nan)
     model = StackedAutoencoderRegressor((16, 8), ladder="full", finetune_epochs=20, unlabeled_label=np.nan, **FAST)
     model.fit(X, y_few)
-    assert model.resolved_params_["ladder_weights"] == default_level_weights("full", 4)
-    # Twenty short epochs, the input's cost weighing 1000: a fit that has learnt something, not a good one.
+    assert model.resolved_params_["ladder_weights"] == default_level_weights("full", 4, mean_column_variance(X))
+    # Twenty short epochs: a fit that has learnt something, not a good one.
     assert model.score(X[::3], y[::3]) > 0.0
 
 

@@ -215,7 +215,7 @@ def _check_every_phase(estimator, setting, sample_weight=None):
             assert because, f"{name} trained through autograd without saying why"
     if setting.get("precision") == "bfloat16":
         assert {because for _, because in check.steps.values()} == {"bfloat16 autocast"}
-    elif setting.get("ladder", "none") != "none":
+    elif setting.get("ladder") is not None:
         # The ladder's denoising costs have no hand-derived gradient: its supervised phase says so.
         fallbacks = {name: because for name, (step, because) in check.steps.items() if step != "hand-derived"}
         assert fallbacks and all("LadderDenoisingCosts" in because for because in fallbacks.values()), check.steps
