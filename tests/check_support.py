@@ -29,13 +29,18 @@ def deterministic_twin(estimator):
     differently for 15 weighted rows and for their 30 repetitions, and Adam
     turns the rounding of gradients that should be 0 into steps of the full
     learning rate), full batches, and no per-row random draws (noise,
-    dropout, a virtual adversarial direction, an early-stopping split),
+    dropout, a virtual adversarial direction, the ladder's corrupted pass,
+    an early-stopping split),
     which draw differently for different rows.
     """
     params = estimator.get_params()
     change = {"precision": "float64", "noise": None, "dropout": 0.0, "batch_size": 256, "early_stopping": False}
     if params.get("adversarial_epsilon"):
         change["adversarial_epsilon"] = 0.0
+    if params.get("ladder") is not None:
+        # The corrupted pass draws noise per row. And with every row labeled, the head's shift has a
+        # gradient of 0 (its batch-normalised input has mean 0), whose rounding Adam turns into steps.
+        change.update(ladder_noise=0.0, optimizer="sgd")
     return clone(estimator).set_params(**change)
 
 

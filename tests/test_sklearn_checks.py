@@ -215,6 +215,24 @@ SUPERVISED_CONFIGURATIONS = [
         n_iter_no_change=30,
         **SUPERVISED,
     ),
+    # The ladder network, from scratch. Its step size is 0.01: at 0.001 the ~100 steps of
+    # check_class_weight_classifiers move the head's batch-normalised shift too little for the class
+    # weights to show (a fresh head's scores start spread by its random weights, not at the prior).
+    StackedAutoencoderClassifier(
+        (16, 8), ladder="full", pretrain_epochs=0, finetune_epochs=30, learning_rate_init=0.01, **SUPERVISED
+    ),
+    # the ladder's Gamma-model after pretraining, with dropout; the semi-supervised marker on
+    StackedAutoencoderClassifier(
+        (16,),
+        ladder="gamma",
+        learning_rate_init=0.01,
+        pretrain_epochs=2,
+        finetune_epochs=40,
+        dropout=0.1,
+        unlabeled_label="unlabeled",
+        **SUPERVISED,
+    ),
+    StackedAutoencoderRegressor((16, 8), ladder="full", pretrain_epochs=0, finetune_epochs=30, **SUPERVISED),
 ]
 
 
