@@ -1,8 +1,9 @@
-"""Standardising the columns of a detector's rows, over every process of a fit."""
+"""Column statistics of the validated training rows: the detector's standardisation, the ladder's input variance."""
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.utils.sparsefuncs import mean_variance_axis
 
 
 def _summed(array, replicas, device):
@@ -56,3 +57,14 @@ def standardised(X, center, scale):
         X.data = (X.data / scale[X.indices]).astype(X.dtype)
         return X
     return ((X - center) / scale).astype(X.dtype)
+
+
+def mean_column_variance(X, weights=None):
+    """The mean over the columns of ``X`` (dense or sparse) of their variances, rows weighed by ``weights``."""
+    if sp.issparse(X):
+        return float(mean_variance_axis(sp.csr_matrix(X), axis=0, weights=weights)[1].mean())
+    if weights is None:
+        return float(np.var(X, axis=0, dtype=np.float64).mean())  # no float64 copy of X
+    X = np.asarray(X, dtype=np.float64)
+    mean = np.average(X, axis=0, weights=weights)
+    return float(np.average((X - mean) ** 2, axis=0, weights=weights).mean())

@@ -11,11 +11,9 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.sparsefuncs import mean_variance_axis
 
 from ._activations import ACTIVATIONS
 from ._auto import AUTO_PARAMETERS, REPLACED_BY_LADDER, corrupts_inputs, resolve_auto
@@ -24,19 +22,8 @@ from ._engine import Finetune, GreedyPretraining, SupervisedFinetune
 from ._estimator import StackedAutoencoder
 from ._ladder import LadderFinetune, default_level_weights
 from ._losses import NOISES
+from ._scaling import mean_column_variance
 from ._warnings import warn_at_caller
-
-
-def mean_column_variance(X, weights=None):
-    """The mean over the columns of ``X`` (dense or sparse) of their variances, rows weighed by ``weights``."""
-    if sp.issparse(X):
-        return float(mean_variance_axis(sp.csr_matrix(X), axis=0, weights=weights)[1].mean())
-    if weights is None:
-        return float(np.var(X, axis=0, dtype=np.float64).mean())  # no float64 copy of X
-    X = np.asarray(X, dtype=np.float64)
-    mean = np.average(X, axis=0, weights=weights)
-    return float(np.average((X - mean) ** 2, axis=0, weights=weights).mean())
-
 
 _AUTO = StrOptions({"auto"})
 _SUPERVISED_CONSTRAINTS = {

@@ -17,7 +17,7 @@ from sk_stackae._ladder_network import LadderNetwork
 from sk_stackae._listeners import TrainingListener, listening
 from sk_stackae._losses import Batch
 from sk_stackae._network import StackedAutoencoderNetwork
-from sk_stackae._supervised import mean_column_variance
+from sk_stackae._scaling import mean_column_variance
 from sk_stackae._tasks import CLASSIFICATION
 
 FAST = {"batch_size": 64, "random_state": 0, "device": "cpu"}
