@@ -155,8 +155,7 @@ _SHARED_PARAMETERS_DOC = """
         column variance in [0, 1] (0.0673): ``1000 * 0.0673 / v``, with
         ``v`` the mean variance of the columns of ``X`` (rows weighed by
         ``sample_weight``), so that the input's cost weighs the same
-        whatever the units of ``X`` (67 on standardised columns, where
-        1000 swamps the labels' error). With ``"gamma"``, 1 on the head's
+        whatever the units of ``X`` (67 on standardised columns). With ``"gamma"``, 1 on the head's
         output and 0 elsewhere. Not chosen on this library's development
         sets.
 
